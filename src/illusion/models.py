@@ -1,0 +1,93 @@
+"""ResNets with the CIFAR stem, built from torchvision's residual blocks.
+
+Every model exposes ``features(x)`` (the global-average-pooled output of the last stage, the
+"penultimate features" of the paper) and ``fc`` (the linear head), with
+``model(x) == model.fc(model.features(x))``. Every unlearning method and evaluation head goes
+through these two names, so any architecture that provides them plugs in.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+ARCHITECTURES = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
+
+
+class ResNet(nn.Module):
+    """ResNet with a 3x3 stride-1 stem and no max-pool (the CIFAR variant used by the paper).
+
+    ``width`` is the number of channels of the first stage (64 in the standard ResNet); the
+    stages have ``width * (1, 2, 4, 8)`` channels, so ``width=16`` is a narrow ResNet-18 that
+    trains on a laptop CPU.
+    """
+
+    def __init__(self, arch: str = "resnet18", num_classes: int = 10, in_channels: int = 3,
+                 width: int = 64):
+        super().__init__()
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {arch!r}; valid choices: {sorted(ARCHITECTURES)}")
+        if width < 1 or num_classes < 2 or in_channels < 1:
+            raise ValueError(f"invalid ResNet sizes: width={width}, num_classes={num_classes}, "
+                             f"in_channels={in_channels}")
+        block, layers = ARCHITECTURES[arch]
+        self.arch, self.width, self.in_channels = arch, width, in_channels
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.stages = nn.ModuleList(
+            self._make_stage(block, width * 2**i, blocks, stride=1 if i == 0 else 2)
+            for i, blocks in enumerate(layers)
+        )
+        self.feature_dim = width * 8 * block.expansion
+        self.fc = nn.Linear(self.feature_dim, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _make_stage(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    @property
+    def num_classes(self) -> int:
+        return self.fc.out_features
+
+    def stage_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Globally pooled output of the stem and of every stage (for layer-wise probes)."""
+        x = self.relu(self.bn1(self.conv1(x)))
+        pooled = [x.mean((2, 3))]
+        for stage in self.stages:
+            x = stage(x)
+            pooled.append(x.mean((2, 3)))
+        return pooled
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        for stage in self.stages:
+            x = stage(x)
+        return x.mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+def build_model(arch: str, num_classes: int, in_channels: int, width: int) -> ResNet:
+    model = ResNet(arch, num_classes=num_classes, in_channels=in_channels, width=width)
+    return model.to(memory_format=torch.channels_last)

@@ -1,0 +1,120 @@
+"""The artifact store: every model and table keyed by a hash of its full configuration.
+
+A key is the SHA-256 of the canonical JSON of a *spec*: everything that decides the artifact,
+including the key of what it was derived from (an unlearned model's spec holds its Original's
+key), so changing any upstream setting changes every downstream key. Writes are atomic (temp
+file + rename), checkpoints load with ``weights_only=True``, a corrupt file is detected,
+reported and recomputed, and ``force=True`` recomputes each artifact once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+import torch
+
+from .config import to_jsonable
+from .paths import cache_dir
+
+
+def spec_key(spec: Mapping[str, Any]) -> str:
+    canonical = json.dumps(to_jsonable(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    atomic_write_bytes(text.encode(), path)
+
+
+class CorruptArtifact(RuntimeError):
+    pass
+
+
+class Store:
+    """Get-or-compute for tensors payloads (``load_or_compute``) and tables (``table``)."""
+
+    def __init__(self, root: str | Path | None = None, force: bool = False):
+        self.root = Path(root) if root is not None else cache_dir()
+        self.force = force
+        self._fresh: set[str] = set()  # keys computed in this process (force recomputes once)
+
+    def path(self, kind: str, spec: Mapping[str, Any], suffix: str) -> Path:
+        return self.root / kind / f"{spec_key(spec)}{suffix}"
+
+    def _reuse(self, path: Path) -> bool:
+        return path.is_file() and (not self.force or path.name in self._fresh)
+
+    def load_or_compute(self, kind: str, spec: Mapping[str, Any],
+                        compute: Callable[[], dict]) -> dict:
+        """A dict of tensors and plain values, from disk when present, else computed and saved."""
+        path = self.path(kind, spec, ".pt")
+        key = spec_key(spec)
+        if self._reuse(path):
+            try:
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+                if not isinstance(payload, dict) or payload.get("_key") != key:
+                    raise CorruptArtifact("key mismatch")
+                return payload
+            except Exception as error:
+                warnings.warn(f"artifact {path} is corrupt ({type(error).__name__}: {error}); "
+                              f"recomputing it", stacklevel=2)
+        payload = dict(compute())
+        payload["_key"] = key
+        atomic_torch_save(payload, path)
+        atomic_write_text(json.dumps(to_jsonable(spec), indent=1, sort_keys=True),
+                          path.with_suffix(".json"))
+        self._fresh.add(path.name)
+        return payload
+
+    def table(self, kind: str, spec: Mapping[str, Any],
+              compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """A DataFrame, stored as CSV with a SHA-256 sidecar that detects a corrupt file."""
+        path = self.path(kind, spec, ".csv")
+        digest_path = path.with_suffix(".sha256")
+        if self._reuse(path):
+            try:
+                data = path.read_bytes()
+                if not digest_path.is_file() or digest_path.read_text() != hashlib.sha256(data).hexdigest():
+                    raise CorruptArtifact("checksum mismatch")
+                return pd.read_csv(io.BytesIO(data), keep_default_na=False,
+                                   na_values=["", "NaN", "nan"], dtype={"forget_set": str})
+            except Exception as error:
+                warnings.warn(f"artifact {path} is corrupt ({type(error).__name__}: {error}); "
+                              f"recomputing it", stacklevel=2)
+        table = compute()
+        data = table.to_csv(index=False).encode()
+        atomic_write_bytes(data, path)
+        atomic_write_text(hashlib.sha256(data).hexdigest(), digest_path)
+        self._fresh.add(path.name)
+        return table

@@ -1,0 +1,136 @@
+"""Training from scratch: the paper's recipe for the Original model and for Retrain.
+
+SGD with Nesterov momentum, linear warm-up then cosine decay to ``min_lr`` (stepped per
+iteration), the best-validation checkpoint kept, early stopping on validation accuracy. A
+``checkpoint`` path makes a long run resumable: the state is written atomically after every
+epoch and picked up again when the run restarts.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .data import Split, batches
+from .store import atomic_torch_save
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return the CPU generator that draws batches and crops."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA only: on CPU it is slower and changes the numbers."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``min_lr``."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, split: Split, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in percent of ``model`` on ``split`` (eval mode, restored after)."""
+    if len(split) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    with autocast(device):
+        for start in range(0, len(split), batch_size):
+            logits = model(split.x[start:start + batch_size])
+            correct += (logits.argmax(1) == split.y[start:start + batch_size]).sum().item()
+    model.train(was_training)
+    return 100.0 * correct / len(split)
+
+
+def fit(model: nn.Module, train: Split, val: Split, recipe: TrainConfig, seed: int,
+        checkpoint: str | Path | None = None, desc: str = "train") -> tuple[nn.Module, dict]:
+    """Train ``model`` with ``recipe``; return the best-validation model and the history
+    (per-epoch ``train_loss``, ``train_accuracy``, ``val_accuracy``, ``lr``)."""
+    device = next(model.parameters()).device
+    generator = seed_everything(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
+    total_steps, warmup_steps = recipe.epochs * steps_per_epoch, recipe.warmup_epochs * steps_per_epoch
+    history = {"epoch": [], "train_loss": [], "train_accuracy": [], "val_accuracy": [], "lr": []}
+    best_state, best_val, best_epoch, start_epoch = None, -1.0, -1, 0
+
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint and checkpoint.is_file():
+        try:
+            saved = torch.load(checkpoint, map_location=device, weights_only=True)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["generator"])
+            best_state, best_val, best_epoch = saved["best_state"], saved["best_val"], saved["best_epoch"]
+            history, start_epoch = saved["history"], saved["epoch"] + 1
+        except Exception as error:  # a torn or foreign file: start over rather than fail
+            print(f"ignoring unreadable training checkpoint {checkpoint}: {error}")
+
+    bar = tqdm(range(start_epoch, recipe.epochs), desc=desc, leave=False,
+               initial=start_epoch, total=recipe.epochs)
+    for epoch in bar:
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for i, (x, y) in enumerate(batches(train, recipe.batch_size, generator,
+                                           padding=recipe.crop_padding, flip=recipe.flip)):
+            step = epoch * steps_per_epoch + i
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total_steps, warmup_steps, recipe.lr, recipe.min_lr)
+            with autocast(device):
+                logits = model(x)
+                loss = nn.functional.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        val_accuracy = accuracy(model, val) if len(val) else 100.0 * correct / seen
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(loss_sum / seen)
+        history["train_accuracy"].append(100.0 * correct / seen)
+        history["val_accuracy"].append(val_accuracy)
+        history["lr"].append(optimizer.param_groups[0]["lr"])
+        if val_accuracy > best_val:
+            best_val, best_epoch = val_accuracy, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", val=f"{val_accuracy:.1f}")
+        if checkpoint:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "generator": generator.get_state(), "best_state": best_state,
+                               "best_val": best_val, "best_epoch": best_epoch,
+                               "history": history, "epoch": epoch}, checkpoint)
+        if recipe.patience is not None and epoch - best_epoch >= recipe.patience:
+            break
+    model.load_state_dict(best_state)
+    history["best_epoch"] = best_epoch + 1
+    if checkpoint and checkpoint.is_file():
+        os.remove(checkpoint)
+    return model, history

@@ -198,6 +198,7 @@ def _smoke() -> Profile:
                             crop_padding=2, flip=False),
         buckets={"single": [(0,)], "multi": [(1, 2)]},
         methods=_method_table(default=quick),
+        variant_methods={"cmf": _cmf_table(default=quick)},
         heads=HeadConfig(lbfgs_max_iter=50, sgd_epochs=2),
     )
 
@@ -215,6 +216,7 @@ def _default() -> Profile:
         retrain=TrainConfig(epochs=15, **recipe),
         buckets={"single": [(6,), (0,), (8,)], "multi": [(2, 4, 6)]},
         methods=_method_table(default=dict(epochs=2, batch_size=128)),
+        variant_methods={"cmf": _cmf_table(default=dict(epochs=2))},
     )
 
 
@@ -243,6 +245,7 @@ def _paper(dataset: str) -> Profile:
         retrain=TrainConfig(epochs=200, lr=0.01, warmup_epochs=5, patience=50),
         buckets=buckets,
         methods=_method_table(paper_column=column),
+        variant_methods={"cmf": _cmf_table(paper_column=column)},
         heads=HeadConfig(lp="sgd", sgd_epochs=20 if dataset == "cifar10" else 150),
     )
 
@@ -265,6 +268,8 @@ def _method_table(default: Mapping | None = None, paper_column: int | None = Non
         "svd":          (0, 900, (0.0, 0.0, 0.0), 0.0, {"alpha_r": 1000.0, "alpha_f": 30.0}),
         "ga":           (3, 128, (1e-5, 1e-5, 1e-5), 1e-3, {}),
         "l1_sparse":    (3, 128, (1e-2, 1e-2, 1e-2), 1e-2, {"alpha": 2e-4}),
+        # Training-free: zero the forget rows of the last layer (in the paper's code).
+        "prune":        (0, 128, (0.0, 0.0, 0.0), 0.0, {}),
     }
     methods = {}
     for name, (epochs, batch, paper_lrs, laptop_lr, options) in table.items():
@@ -277,13 +282,40 @@ def _method_table(default: Mapping | None = None, paper_column: int | None = Non
             methods[name] = MethodConfig(epochs, paper_lrs[paper_column], batch, options)
         else:
             overrides = dict(default or {})
-            if name == "svd":
-                overrides = {"epochs": 0, "batch_size": 900}
+            if name in ("svd", "prune"):
+                overrides = {"epochs": 0, "batch_size": batch}
             if name == "scrub":
                 overrides["batch_size"] = 64
             methods[name] = MethodConfig(**{"epochs": epochs, "lr": laptop_lr,
                                             "batch_size": batch, "options": options,
                                             **overrides})
+    return methods
+
+
+def _cmf_table(paper_column: int | None = None, default: Mapping | None = None) -> dict:
+    """CMF variants (REFERENCE §8): ``prepare`` is the 1-epoch CE fine-tune on CMF logits;
+    the others are the methods' settings under CMF. Gradient norm clipped to 1.0."""
+    #                  epochs batch  LR: C10,  C100,  Tiny    laptop LR  options
+    table = {
+        "prepare":      (1, 128, (3e-4, 3e-4, 1e-4), 3e-4, {"weight_decay": 1e-4}),
+        "rl":           (4, 128, (2e-3, 2e-3, 1e-2), 2e-3, {}),
+        "salun":        (4, 128, (2e-3, 2e-3, 1e-2), 2e-3, {"sparsity": 0.5}),
+        "neggrad_plus": (3, 128, (1e-4, 1e-4, 3e-5), 1e-3, {"clip": 1.0, "forget_weight": 0.5}),
+        "scrub":        (3, 64, (5e-3, 5e-3, 1e-3), 5e-3,
+                         {"temperature": 4.0, "max_epochs": 2, "alpha": 0.001, "gamma": 0.99,
+                          "lr_decay_epochs": [3, 5, 9]}),
+        "unsir":        (3, 128, (5e-5, 5e-5, 2e-5), 1e-3,
+                         {"noise_lr": 0.1, "noise_steps": 8, "retain_per_class": 1000}),
+    }
+    methods = {}
+    for name, (epochs, batch, paper_lrs, laptop_lr, options) in table.items():
+        if paper_column is not None:
+            methods[name] = MethodConfig(epochs, paper_lrs[paper_column], batch, dict(options))
+        else:
+            settings = {"epochs": epochs, "lr": laptop_lr, "batch_size": batch, **(default or {})}
+            if name in ("prepare", "scrub"):
+                settings.update(epochs=epochs, batch_size=batch)
+            methods[name] = MethodConfig(**settings, options=dict(options))
     return methods
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig, ForgetSet
+from .models import memory_format
 from .paths import data_dir
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -288,7 +289,7 @@ def load_dataset(cfg: DataConfig, device: str | torch.device = "cpu") -> Dataset
     def split(x, y) -> Split:
         xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32).div_(255)
         xt = (xt - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        return Split(xt.contiguous(memory_format=torch.channels_last).to(device),
+        return Split(xt.to(device).contiguous(memory_format=memory_format(device)),
                      torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device))
 
     return Dataset(cfg.name, tuple(classes), split(x_train[fit_idx], y_train[fit_idx]),
@@ -321,7 +322,7 @@ def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generato
     if flip:
         mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         x = torch.where(mirror[:, None, None, None], x.flip(3), x)
-    return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=memory_format(x.device))
 
 
 def batches(split: Split, batch_size: int, generator: torch.Generator, shuffle: bool = True,

@@ -17,13 +17,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from . import classifier_only, cmf
+from .attacks import run_attacks
 from .config import ForgetSet, Profile, resolve
-from .data import Dataset, ForgetSplit, load_dataset, split_forget
-from .heads import HEADS, Features, evaluate_features, features
+from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget, stratified_indices
+from .geometry import alignment_cosines
+from .heads import (HEADS, Features, evaluate_features, features, fit_linear_probe,
+                    split_accuracy)
+from .mia import mia_efficacy
 from .models import build_model
 from .store import Store, spec_key
 from .train import fit, resolve_device
@@ -62,11 +68,9 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {
     "full": Variant(base=lambda exp: exp.original(), run=unlearn),
+    "classifier_only": Variant(base=lambda exp: exp.original(), run=classifier_only.run),
+    "cmf": Variant(base=lambda exp: exp.cmf_original(), run=cmf.run),
 }
-
-
-def register_variant(name: str, variant: Variant) -> None:
-    VARIANTS[name] = variant
 
 
 class Experiment:
@@ -96,7 +100,7 @@ class Experiment:
     def new_model(self) -> nn.Module:
         torch.manual_seed(self.profile.seed)
         m = self.profile.model
-        return build_model(m.arch, self.data.num_classes, self.data.in_channels, m.width).to(self.device)
+        return build_model(m.arch, self.data.num_classes, self.data.in_channels, m.width, self.device)
 
     # ---------------------------------------------------------------- models
     def _trained(self, name: str, variant: str, forget_set: ForgetSet | None, spec: dict,
@@ -147,6 +151,21 @@ class Experiment:
             return model, {"history": history, "seconds": time.perf_counter() - start}
         return self._trained("retrain", "full", forget_set, spec, compute)
 
+    def cmf_original(self) -> Trained:
+        """The Original with its last layer replaced by the CMF head and the encoder fine-tuned
+        with CE on CMF logits (REFERENCE §8): the base of every CMF variant."""
+        original = self.original()
+        cfg = self.profile.method("prepare", "cmf")
+        spec = {"kind": "cmf_original", "config": cfg, "parent": original.key,
+                "seed": self.profile.seed}
+
+        def compute():
+            start = time.perf_counter()
+            model = cmf.prepare(original.model, self.data.train, cfg, self.context())
+            return model, {"seconds": time.perf_counter() - start}
+        return self._trained("original", "cmf", None, spec, compute,
+                             build=lambda: cmf.empty_cmf_model(original.model))
+
     def context(self, **hooks) -> Context:
         recipe = self.profile.original
         return Context(seed=self.profile.seed, crop_padding=recipe.crop_padding,
@@ -169,6 +188,24 @@ class Experiment:
             return model, {"seconds": seconds}
         return self._trained(method, variant, forget_set, spec, compute,
                              build=lambda: copy.deepcopy(base.model))
+
+    def models(self, methods: list[str] | tuple[str, ...], variant: str = "full",
+               forget_sets=None, references: bool = True) -> dict[tuple[str, str, ForgetSet], Trained]:
+        """Original and Retrain (with ``references``) and every method in ``variant``, per
+        forget set: {(name, variant, forget set): Trained}."""
+        models = {}
+        for fs in forget_sets or self.profile.forget_sets:
+            fs = ForgetSet.parse(fs)
+            if references:
+                models["original", "full", fs] = self.original()
+                models["retrain", "full", fs] = self.retrain(fs)
+            for method in methods:
+                models[method, variant, fs] = self.unlearned(method, fs, variant)
+        return models
+
+    def accuracy(self, models: Mapping[tuple[str, str, ForgetSet], Trained]) -> pd.DataFrame:
+        """Tidy Output/LP/NCC accuracies of ``models`` (as returned by :meth:`models`)."""
+        return pd.concat([self.evaluate(m, key[-1]) for key, m in models.items()], ignore_index=True)
 
     # ---------------------------------------------------------------- evaluation
     def features(self, trained: Trained) -> Features:
@@ -197,3 +234,118 @@ class Experiment:
             table.insert(2, "forget_set", forget_set.name)
             return table
         return self.store.table("evaluations", spec, compute)
+
+    def metrics(self, trained: Trained, forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
+        """MIA efficacy and classifier/feature alignment of one model (tidy: metric, value).
+
+        MIA: an SVC on true-label confidence, members = retain training images, non-members =
+        test images of the retain classes, reported as the percentage of D_f called
+        non-member. Alignment: cosine between each classifier row and its centred class mean
+        (over the training features), averaged over forget and over retain classes."""
+        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        spec = {"kind": "metrics", "model": trained.key, "forget_set": forget_set}
+
+        def compute() -> pd.DataFrame:
+            f = self.features(trained)
+            forget = torch.tensor(forget_set.classes, device=f.train_y.device)
+            in_train, in_test = torch.isin(f.train_y, forget), torch.isin(f.test_y, forget)
+            mia = mia_efficacy(f.train_logits[~in_train], f.train_y[~in_train],
+                               f.test_logits[~in_test], f.test_y[~in_test],
+                               f.train_logits[in_train], f.train_y[in_train], seed=self.profile.seed)
+            cos = alignment_cosines(f.train, f.train_y, trained.model.fc.weight.detach())
+            is_forget = cos["class"].isin(forget_set.classes)
+            rows = [("mia", mia), ("alignment_forget", cos.loc[is_forget, "cosine"].mean()),
+                    ("alignment_retain", cos.loc[~is_forget, "cosine"].mean())]
+            return pd.DataFrame({"model": trained.name, "variant": trained.variant,
+                                 "forget_set": forget_set.name, "metric": [r[0] for r in rows],
+                                 "value": [float(r[1]) for r in rows]})
+        return self.store.table("metrics", spec, compute)
+
+    def layerwise(self, trained: Trained, forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
+        """Linear probe on the pooled output of the stem and of each stage (tidy: stage, split,
+        accuracy): where in the network the forgotten class stays separable."""
+        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        spec = {"kind": "layerwise", "model": trained.key, "forget_set": forget_set,
+                "config": self.profile.heads}
+
+        def compute() -> pd.DataFrame:
+            stages = {}
+            for part in ("train", "test"):
+                split = getattr(self.data, part)
+                with torch.no_grad():
+                    trained.model.eval()
+                    chunks = [trained.model.stage_features(split.x[i:i + 1024])
+                              for i in range(0, len(split), 1024)]
+                stages[part] = [torch.cat([c[s] for c in chunks]).float() for s in range(len(chunks[0]))]
+            rows = []
+            names = ["stem"] + [f"stage {i}" for i in range(1, len(stages["train"]))]
+            for name, train_f, test_f in zip(names, stages["train"], stages["test"]):
+                probe = fit_linear_probe(train_f, self.data.train.y, self.data.num_classes,
+                                         self.profile.heads, "lbfgs")
+                with torch.no_grad():
+                    pred = probe(test_f).argmax(1)
+                for split, acc in split_accuracy(pred, self.data.test.y, forget_set).items():
+                    rows.append({"model": trained.name, "variant": trained.variant,
+                                 "forget_set": forget_set.name, "stage": name, "split": split,
+                                 "accuracy": acc})
+            return pd.DataFrame(rows)
+        return self.store.table("layerwise", spec, compute)
+
+    def unlearning_curve(self, method: str, forget_set: ForgetSet | int | str,
+                         variant: str = "full", points: int = 8,
+                         train_per_class: int = 200) -> pd.DataFrame:
+        """Output / LP / NCC accuracy during unlearning, at about ``points`` steps (tidy:
+        step, head, split, accuracy). LP and NCC are fitted on a stratified subset of
+        ``train_per_class`` training images per class at each point, to keep it cheap."""
+        forget_set = ForgetSet.parse(forget_set)
+        cfg = self.profile.method(method, variant)
+        base = VARIANTS[variant].base(self)
+        spec = {"kind": "curve", "method": method, "variant": variant, "config": cfg,
+                "forget_set": forget_set, "parent": base.key, "points": points,
+                "train_per_class": train_per_class, "heads": self.profile.heads,
+                "seed": self.profile.seed}
+
+        def compute() -> pd.DataFrame:
+            split = self.split(forget_set)
+            rng = np.random.default_rng(self.profile.seed)
+            idx = torch.as_tensor(stratified_indices(self.data.train.y.cpu().numpy(),
+                                                     min(train_per_class, int(torch.bincount(self.data.train.y).min())), rng),
+                                  device=self.device)
+            probe_train = Split(self.data.train.x[idx], self.data.train.y[idx])
+            n_train = len(split.retain_train) + (len(split.forget_train) if method != "retain_ft" else 0)
+            every = max(1, (max(cfg.epochs, 1) * -(-n_train // cfg.batch_size)) // points)
+            rows = []
+
+            def measure(model: nn.Module, step: int) -> None:
+                if step % every:
+                    return
+                f = features(model, probe_train, self.data.test, self.profile.heads.feature_batch_size)
+                table = evaluate_features(f, forget_set, self.profile.heads)
+                rows.append(table.drop(columns="seconds").assign(step=step))
+
+            measure(base.model, 0)
+            VARIANTS[variant].run(method, base.model, split, cfg, self.context(on_step=measure))
+            table = pd.concat(rows, ignore_index=True)
+            return table.assign(model=method, variant=variant, forget_set=forget_set.name)
+        return self.store.table("curves", spec, compute)
+
+    def relearning(self, trained: Trained, forget_set: ForgetSet | int | str | None = None,
+                   attacks: tuple[str, ...] = ("retain_finetune", "few_shot", "head_only"),
+                   steps: int = 30, lr: float = 0.01, eval_every: int = 10,
+                   shots: int = 5) -> pd.DataFrame:
+        """Relearning attack curves on a copy of ``trained`` (tidy: model, variant,
+        forget_set, attack, step, forget_accuracy, retain_accuracy), with one budget."""
+        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        spec = {"kind": "relearning", "model": trained.key, "forget_set": forget_set,
+                "attacks": list(attacks), "steps": steps, "lr": lr, "eval_every": eval_every,
+                "shots": shots, "seed": self.profile.seed}
+
+        def compute() -> pd.DataFrame:
+            curves = run_attacks(trained.model, self.split(forget_set), attacks, steps=steps,
+                                 lr=lr, eval_every=eval_every, seed=self.profile.seed,
+                                 shots=shots, train=self.data.train)
+            curves.insert(0, "model", trained.name)
+            curves.insert(1, "variant", trained.variant)
+            curves.insert(2, "forget_set", forget_set.name)
+            return curves
+        return self.store.table("relearning", spec, compute)

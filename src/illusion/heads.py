@@ -34,6 +34,7 @@ class Features:
 
     train: torch.Tensor
     train_y: torch.Tensor
+    train_logits: torch.Tensor
     test: torch.Tensor
     test_y: torch.Tensor
     test_logits: torch.Tensor
@@ -59,9 +60,10 @@ def extract(model: nn.Module, split: Split, batch_size: int = 1024,
 
 
 def features(model: nn.Module, train: Split, test: Split, batch_size: int = 1024) -> Features:
-    train_f, _ = extract(model, train, batch_size)
+    train_f, train_logits = extract(model, train, batch_size, with_logits=True)
     test_f, test_logits = extract(model, test, batch_size, with_logits=True)
-    return Features(train_f, train.y, test_f, test.y, test_logits, model.fc.out_features)
+    return Features(train_f, train.y, train_logits, test_f, test.y, test_logits,
+                    model.fc.out_features)
 
 
 def linear_probe_lbfgs(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,

@@ -52,6 +52,10 @@ class Context:
     on_step: Hook = _no_hook              # called after every optimiser step (curves)
     crop_padding: int = 0                 # augmentation of image batches; off for features
     flip: bool = False
+    clip: float | None = None             # gradient-norm bound for every step (CMF uses 1.0)
+    # The frozen model distillation methods (SCRUB) imitate; None: a copy of the starting
+    # model. Classifier-only sets it to the Original, since its starting model has a zeroed fc.
+    teacher: nn.Module | None = None
     generator: torch.Generator = field(init=False)
 
     def __post_init__(self):
@@ -97,5 +101,5 @@ def unlearn(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
 
 # Importing the method modules registers them.
 from . import (  # noqa: E402,F401
-    ga, l1_sparse, neggrad_plus, retain_ft, rl, salun, scrub, svd, unsir,
+    ga, l1_sparse, neggrad_plus, prune, retain_ft, rl, salun, scrub, svd, unsir,
 )

@@ -34,10 +34,11 @@ def run_epochs(model: nn.Module, cfg: MethodConfig, ctx: Context,
                mask: dict[str, torch.Tensor] | None = None, clip: float | None = None) -> nn.Module:
     """``cfg.epochs`` epochs of ``loss(model, batch, epoch)`` minimised by SGD (or
     ``optimizer``), calling the context's hooks. ``mask`` multiplies gradients by name
-    (SalUn), ``clip`` bounds the gradient norm."""
+    (SalUn), ``clip`` (or the context's) bounds the gradient norm."""
     params = ctx.parameters(model)
     optimizer = optimizer or sgd(params, cfg)
     named = {id(p): n for n, p in model.named_parameters()}
+    clip = clip if clip is not None else ctx.clip
     step = 0
     for epoch in range(cfg.epochs):
         ctx.train_mode(model)

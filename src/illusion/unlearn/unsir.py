@@ -1,1 +1,80 @@
-"""placeholder"""
+"""UNSIR (Tarun et al., "Fast yet effective machine unlearning"): impair with
+error-maximising noise, then repair on retained data.
+
+1. Noise: for each forget class, a batch of ``batch_size`` inputs in the model's input space is
+   learned with Adam (``noise_lr``, ``noise_steps`` steps) to *maximise* the model's CE for that
+   class, with an energy penalty: loss = -CE(noise, class) + 0.1 · mean_i ‖x_i‖². The model is
+   in eval mode and receives no gradient.
+2. Impair: CE on the noise (labelled as its forget class, repeated ``noise_repeats`` times, 20
+   as in the authors' code) shuffled together with a retain subset of ``retain_per_class``
+   images of every retain class (fewer where fewer exist).
+3. Repair: CE on the retain subset alone.
+
+``cfg.epochs`` is split between the phases: the first epoch impairs, the remaining ones repair
+(one epoch impairs only). One Adam optimiser (lr ``cfg.lr``, no weight decay) runs through both.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import MethodConfig
+from ..data import ForgetSplit, Split
+from . import Context, register
+from ._loop import concat, image_batches, run_epochs
+
+
+def error_maximising_noise(model: nn.Module, shape: tuple[int, ...], label: int, steps: int,
+                           lr: float, generator: torch.Generator) -> torch.Tensor:
+    """A batch of inputs of ``shape`` that the model finds maximally unlike class ``label``."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()  # BatchNorm statistics must not see the noise
+    noise = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
+    optimizer = torch.optim.Adam([noise], lr=lr)
+    target = torch.full((shape[0],), label, dtype=torch.long, device=device)
+    for _ in range(steps):
+        loss = (-nn.functional.cross_entropy(model(noise), target)
+                + 0.1 * noise.square().flatten(1).sum(1).mean())
+        (grad,) = torch.autograd.grad(loss, [noise])  # no gradient reaches the model
+        noise.grad = grad
+        optimizer.step()
+    model.train(was_training)
+    return noise.detach()
+
+
+def per_class_subset(split: Split, per_class: int, generator: torch.Generator) -> Split:
+    """A random subset with at most ``per_class`` images of every class present."""
+    order = torch.randperm(len(split), generator=generator).to(split.y.device)
+    y = split.y[order]
+    keep = torch.cat([order[y == c][:per_class] for c in torch.unique(split.y)])
+    return Split(split.x[keep], split.y[keep])
+
+
+@register("unsir")
+def unsir(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
+    steps, noise_lr = int(cfg.option("noise_steps", 8)), float(cfg.option("noise_lr", 0.1))
+    per_class = int(cfg.option("retain_per_class", 1000))
+    repeats = int(cfg.option("noise_repeats", 20))
+    if per_class < 1 or repeats < 1 or steps < 0:
+        raise ValueError(f"unsir needs retain_per_class >= 1, noise_repeats >= 1 and "
+                         f"noise_steps >= 0; got {per_class}, {repeats}, {steps}")
+    shape = (cfg.batch_size, *split.retain_train.x.shape[1:])
+    noises = []
+    for c in split.forget_set.classes:
+        x = error_maximising_noise(model, shape, c, steps, noise_lr, ctx.generator)
+        y = torch.full((len(x),), c, dtype=torch.long, device=x.device)
+        noises.append(Split(x.repeat(repeats, *[1] * (x.dim() - 1)), y.repeat(repeats)))
+    retain = per_class_subset(split.retain_train, per_class, ctx.generator)
+    impair = concat(*noises, retain)
+
+    def epoch_batches(epoch: int):
+        return image_batches(impair if epoch == 0 else retain, cfg, ctx)
+
+    def loss(model: nn.Module, batch, epoch: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(model(x), y)
+
+    optimizer = torch.optim.Adam(ctx.parameters(model), lr=cfg.lr)
+    return run_epochs(model, cfg, ctx, epoch_batches, loss, optimizer=optimizer)

@@ -1,0 +1,241 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Classifier-only unlearning
+#
+# The previous chapter proved that, near neural collapse, changing only the last linear layer
+# can erase a class from the output while the retain classes keep their accuracy. Gao et al.
+# (2026, Table 2) test this with every unlearning method: **freeze the whole network, zero the
+# last linear layer (weight and bias), and re-learn only that layer with the method's own
+# loss**, BatchNorm in eval mode. The features — and with them the LP and NCC heads — are the
+# Original's by construction, so whatever the output head shows, nothing was removed from the
+# representation. If a method reaches the same output numbers this way as when it trains the
+# whole network, its output-level success says nothing about the features.
+#
+# Two methods need no re-run: **SVD** (as in the paper's code, it projects the last layer's
+# weight) and **prune** (zero the forget rows) only ever edit the last layer. Zeroing that layer
+# first would leave them nothing to edit — SVD would project a zero matrix, prune would zero
+# rows that are already zero — so their "classifier-only" versions would be a blank classifier,
+# not the method. We show their full versions, which are already classifier-only (checked
+# below: every other tensor is bitwise the Original's).
+
+# %% tags=["parameters"]
+profile = "default"
+overrides = {}
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+from illusion import classifier_only, results
+from illusion.experiment import Experiment
+from illusion.heads import HEADS, extract
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+sns.set_theme(style="whitegrid", context="notebook")
+exp = Experiment(profile, overrides)
+checks = exp.profile.name != "smoke"  # claim checks run on real profiles only
+print(f"profile {exp.profile.name!r} on {exp.device}; resolved configuration:")
+print(exp.profile.describe())
+
+# %%
+TRAINING_FREE = ("svd", "prune")  # edit only the last layer already: shown as their full runs
+methods = list(exp.profile.methods)
+original = exp.original()
+
+
+def backbone_changes(model) -> list[str]:
+    """Names of the tensors outside the last layer that differ from the Original's."""
+    before = original.model.state_dict()
+    return [k for k, v in model.state_dict().items()
+            if not k.startswith("fc.") and not torch.equal(v, before[k])]
+
+
+# %% [markdown]
+# ## Every method, full model and classifier only
+#
+# For each forget set: the Original, Retrain, and every method run on the full model and on
+# the classifier only (UNSIR learns noise in input space, so its classifier-only run goes
+# through the images; the others use the fast path on cached features, which gives the same
+# classifier — shown further down). Run time (RTE) is the wall time of the unlearning run; for
+# classifier-only runs it includes the feature extraction. Full-model runs are shared with the
+# previous chapters through the artifact store.
+
+# %%
+rows, backbone = [], []
+for fs in exp.profile.forget_sets:
+    rows += [exp.evaluate(original, fs), exp.evaluate(exp.retrain(fs), fs)]
+    for method in methods:
+        full = exp.unlearned(method, fs)
+        rows.append(exp.evaluate(full, fs).assign(computed_as="full"))
+        if method in TRAINING_FREE:
+            learnt = full
+            rows.append(exp.evaluate(full, fs).assign(variant="classifier_only", computed_as="full"))
+        else:
+            learnt = exp.unlearned(method, fs, "classifier_only")
+            rows.append(exp.evaluate(learnt, fs).assign(computed_as="classifier_only"))
+        backbone.append({"method": method, "forget_set": fs.name, "changed": backbone_changes(learnt)})
+table = pd.concat(rows, ignore_index=True)
+table["computed_as"] = table["computed_as"].fillna(table["variant"])
+print("saved", results.save(table, exp.profile, "04_classifier_only", "table2"))
+
+# Classifier-only models (and SVD/prune) must share every tensor but fc with the Original.
+backbone = pd.DataFrame(backbone)
+assert not backbone["changed"].map(len).any(), backbone[backbone["changed"].map(len) > 0]
+print(f"{len(backbone)} classifier-only models: every tensor outside fc is bitwise the Original's")
+
+# %% [markdown]
+# ### Table 2: mean ± std over the forget sets of each bucket
+#
+# Output / LP / NCC accuracy (%) on test retain and test forget images, and the mean run time
+# in seconds. Rows marked `classifier_only` for SVD and prune repeat their full runs (see
+# above).
+
+# %%
+order = ["original", "retrain", *methods]
+wide = results.accuracy_table(table, exp.profile, by=("model", "variant"), order=order)
+seconds = (results.with_bucket(table[table["head"] == "output"], exp.profile)
+           .drop_duplicates(["bucket", "model", "variant", "forget_set"])
+           .groupby(["bucket", "model", "variant"])["seconds"].mean())
+wide[("RTE", "s")] = [f"{seconds.get(index, float('nan')):.1f}" for index in wide.index]
+wide
+
+# %% [markdown]
+# The run times side by side: full model vs classifier only, per method (mean over all forget
+# sets). The classifier-only runs on cached features spend most of their time extracting the
+# features once.
+
+# %%
+rte = (table[(table["head"] == "output") & table["model"].isin(methods)]
+       .drop_duplicates(["model", "variant", "forget_set"])
+       .pivot_table(index="model", columns="variant", values="seconds", aggfunc="mean")
+       .reindex(methods))
+rte["speed-up"] = rte["full"] / rte["classifier_only"]
+rte.loc[list(TRAINING_FREE), "speed-up"] = float("nan")  # the same run
+results.save(rte.reset_index(), exp.profile, "04_classifier_only", "run_times")
+rte.round(2)
+
+# %%
+forget = table[(table["split"] == "forget") & table["model"].isin(methods)]
+grid = sns.catplot(forget, x="model", y="accuracy", hue="variant", col="head", kind="bar",
+                   order=methods, col_order=list(HEADS), hue_order=["full", "classifier_only"],
+                   errorbar="sd", height=3.6, aspect=1.35)
+for ax, head in zip(grid.axes.flat, HEADS):
+    ref = table[(table["split"] == "forget") & (table["head"] == head)]
+    for model, style in (("original", "--"), ("retrain", ":")):
+        ax.axhline(ref.loc[ref["model"] == model, "accuracy"].mean(), color="k", ls=style, lw=1,
+                   label=model)
+    ax.tick_params(axis="x", rotation=45)
+grid.axes.flat[0].legend(fontsize=8, loc="upper left")
+grid.set_titles("{col_name} head")
+grid.set_axis_labels("method", "test forget accuracy (%)")
+grid.figure.suptitle("forget accuracy, full model vs classifier only "
+                     "(mean over forget sets ± sd; dashed: Original, dotted: Retrain)", y=1.04)
+plt.show()
+
+# %% [markdown]
+# Per forget set, the output-head numbers of both variants (the LP and NCC columns of the
+# classifier-only runs are the Original's, see the checks):
+
+# %%
+per_set = (table[(table["head"] == "output") & table["model"].isin(order)]
+           .pivot_table(index=["model", "variant"], columns=["forget_set", "split"],
+                        values="accuracy", sort=False)
+           .reindex(order, level="model"))
+per_set.round(1)
+
+# %% [markdown]
+# ## Two ways to train the classifier alone
+#
+# With the backbone frozen, every image's features are fixed, so a classifier-only method can
+# run on features extracted once instead of passing images through the network at every step
+# (augmentation is off on both paths: cached features cannot be cropped). The two paths must
+# give the same classifier up to floating-point error. Here Random Label on the first forget
+# set, called directly both ways (not stored).
+
+# %%
+fs = exp.profile.forget_sets[0]
+split, cfg = exp.split(fs), exp.profile.method("rl")
+paths = {}
+for cached in (True, False):
+    start = time.perf_counter()
+    model, seconds = classifier_only.run("rl", original.model, split, cfg, exp.context(),
+                                         use_cached_features=cached)
+    paths[cached] = (model, seconds, time.perf_counter() - start)
+(fast, fast_s, _), (slow, slow_s, _) = paths[True], paths[False]
+weight_gap = max((fast.fc.weight - slow.fc.weight).abs().max().item(),
+                 (fast.fc.bias - slow.fc.bias).abs().max().item())
+fast_pred = extract(fast, exp.data.test, with_logits=True)[1].argmax(1)
+slow_pred = extract(slow, exp.data.test, with_logits=True)[1].argmax(1)
+agreement = 100.0 * (fast_pred == slow_pred).double().mean().item()
+comparison = pd.DataFrame([
+    {"path": "cached features", "seconds": fast_s},
+    {"path": "images", "seconds": slow_s},
+]).assign(max_abs_weight_difference=weight_gap, prediction_agreement=agreement,
+          method="rl", forget_set=fs.name)
+results.save(comparison, exp.profile, "04_classifier_only", "paths")
+print(f"max |weight difference| {weight_gap:.2e}; test predictions agree on {agreement:.2f}%; "
+      f"speed-up of the cached path: {slow_s / fast_s:.1f}x")
+comparison
+
+# %% [markdown]
+# ## Checks
+#
+# Checked above at every profile: every classifier-only model (and SVD and prune) has every
+# tensor outside the last layer, BatchNorm statistics included, bitwise equal to the
+# Original's. On the real profiles:
+#
+# - classifier-only **RL** and **NegGrad+** reach an output forget accuracy of **at most 5%**
+#   (mean over the forget sets) with an output retain accuracy **at most 2 pp below** the
+#   Original's (mean over the same forget sets) — the paper's finding that the classifier alone
+#   suffices for output-level forgetting;
+# - the **LP and NCC** accuracies of every classifier-only model **equal** the Original's
+#   exactly (no tolerance), per forget set and split, and the penultimate features of one
+#   classifier-only model (RL, first forget set) are bitwise identical to the Original's;
+# - the two classifier-only paths agree: max |weight difference| at most $10^{-4}$ and at least
+#   99.5% of test predictions equal.
+
+# %%
+if checks:
+    output = table[table["head"] == "output"]
+    reference = output[output["model"] == "original"].groupby("split")["accuracy"].mean()
+    for method in ("rl", "neggrad_plus"):
+        mine = output[(output["model"] == method) & (output["variant"] == "classifier_only")]
+        mine = mine.groupby("split")["accuracy"].mean()
+        print(f"classifier-only {method}: output forget {mine['forget']:.2f}%, retain "
+              f"{mine['retain']:.2f}% (Original retain {reference['retain']:.2f}%)")
+        assert mine["forget"] <= 5.0, (method, mine["forget"])
+        assert mine["retain"] >= reference["retain"] - 2.0, (method, mine["retain"], reference["retain"])
+
+    feature_heads = table[table["head"].isin(["lp", "ncc"])]
+    keys = ["forget_set", "head", "split"]
+    base = feature_heads[feature_heads["model"] == "original"].set_index(keys)["accuracy"]
+    learnt = feature_heads[(feature_heads["variant"] == "classifier_only")
+                           & (feature_heads["computed_as"] == "classifier_only")]
+    for method, part in learnt.groupby("model"):
+        same = part.set_index(keys)["accuracy"].eq(base.reindex(part.set_index(keys).index))
+        assert same.all(), (method, part[~same.values])
+    print(f"LP and NCC of {learnt['model'].nunique()} classifier-only methods equal the Original's "
+          f"on {learnt['forget_set'].nunique()} forget sets")
+
+    one = exp.unlearned("rl", exp.profile.forget_sets[0], "classifier_only")
+    for part in ("train", "test"):
+        assert torch.equal(getattr(exp.features(one), part), getattr(exp.features(original), part)), part
+    print("features of classifier-only RL are bitwise the Original's")
+
+    assert weight_gap <= 1e-4 and agreement >= 99.5, (weight_gap, agreement)
+print("checks passed" if checks else "checks skipped on the smoke profile")

@@ -1,0 +1,438 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Class-mean-feature unlearning
+#
+# The earlier chapters showed that standard unlearning methods reach 0% output forget accuracy
+# mostly by changing the last linear layer: the forget class stays a separate cluster of
+# penultimate features, which a linear probe (LP) or a nearest-class-mean classifier (NCC)
+# still recognises. Gao et al. (2026) close this shortcut by replacing the learnt classifier
+# with one *computed* from the current features, the **class-mean-feature (CMF)** classifier,
+# and rerun the same methods under it (their Table 3).
+#
+# ## The CMF classifier
+#
+# Let $f(x)\in\mathbb{R}^d$ be the penultimate feature of image $x$ and $(x_i, y_i)_{i=1}^N$ the
+# whole training split, forget classes included, with true labels. The authors' code (the
+# library's default, reading `"code"`) normalises every feature first:
+#
+# $$z_i = \frac{f(x_i)}{\lVert f(x_i)\rVert},\qquad
+#   m_c = \frac{1}{n_c}\sum_{i:\,y_i=c} z_i,\qquad \mu = \frac1N\sum_{i=1}^N z_i,\qquad
+#   w_c = \frac{m_c-\mu}{\lVert m_c-\mu\rVert},$$
+#
+# $$\ell_c(x) = \tau\,\langle \hat z(x), w_c\rangle,\qquad
+#   \hat z(x) = \frac{f(x)/\lVert f(x)\rVert-\mu}{\lVert f(x)/\lVert f(x)\rVert-\mu\rVert},
+#   \qquad \tau = 1 .$$
+#
+# Since $\hat z$ and every $w_c$ are unit vectors, $\ell_c(x)/\tau = \cos\big(\hat z(x), m_c-\mu\big)$:
+# the CMF head is a **nearest class mean by cosine**, in the centred space of normalised
+# features. The paper's Algorithm 1 (reading `"paper"`) averages the raw features instead,
+# $m_c = \frac{1}{n_c}\sum_{y_i=c} f(x_i)$, centres them on the mean of the class means,
+# $\mu = \frac1K\sum_c m_c$, and uses $\hat z(x) = \mathrm{normalize}(f(x)-\mu)$. The two
+# readings coincide when every feature has the same norm and the classes are balanced; on real
+# features they differ a little (measured below).
+#
+# ## Why it closes the classifier shortcut
+#
+# $W = (w_1,\dots,w_K)$ and $\mu$ are functions of the encoder $\theta$ only: they hold no
+# parameter, receive no gradient, and are recomputed from the current features at the start of
+# every epoch and once more at the end (Algorithm 2), with true labels, so the forget class
+# keeps a row $w_f$ pointing at its own (possibly moved) features. The output head is then
+#
+# $$\hat y(x) = \arg\max_c \cos\big(\hat z_\theta(x),\, m_c(\theta)-\mu(\theta)\big),$$
+#
+# and the only way to lower the output forget accuracy is to move the forget features until
+# they are closer (by cosine) to another class's mean than to their own. The cheap solution of
+# the previous chapters — turn $w_f$ away from $\mu_f$ and leave the features alone — does not
+# exist. Under CMF the output forget accuracy therefore *tracks the features*: it should be
+# close to NCC's, and a method whose success came from the classifier should stop forgetting.
+#
+# Every CMF variant starts from the same **CMF-prepared Original**: the Original with its last
+# layer replaced by the CMF head and its encoder fine-tuned with cross-entropy on CMF logits for
+# one epoch (the paper's preparation), so the features are adapted to a cosine head before any
+# unlearning. Each method then runs unchanged; only its context differs (encoder-only training,
+# $W$ recomputed each epoch, gradient norm clipped to 1.0).
+
+# %% tags=["parameters"]
+profile = "default"
+overrides = {}
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from torch.nn import functional as F
+
+from illusion import cmf, results
+from illusion.claims import PAPER_CIFAR10, paper_results
+from illusion.embedding import tsne
+from illusion.experiment import Experiment
+from illusion.heads import HEADS, class_means, ncc_predict
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+sns.set_theme(style="whitegrid", context="notebook")
+exp = Experiment(profile, overrides)
+checks = exp.profile.name != "smoke"  # claim checks run on real profiles only
+print(f"profile {exp.profile.name!r} on {exp.device}; resolved configuration:")
+print(exp.profile.describe())
+
+# %% [markdown]
+# The methods of Table 3 and their settings under CMF (the profile's `variant_methods["cmf"]`;
+# `prepare` is the one-epoch fine-tune of the Original).
+
+# %%
+CHAPTER = "05_cmf"
+cmf_settings = exp.profile.variant_methods["cmf"]
+methods = [m for m in cmf_settings if m != "prepare"]
+forget_sets = exp.profile.forget_sets
+first_single = (exp.profile.buckets.get("single") or forget_sets)[0]
+pd.DataFrame([{"method": m, "variant": v, "epochs": c.epochs, "lr": c.lr,
+               "batch_size": c.batch_size, "options": dict(c.options)}
+              for m in ["prepare", *methods] for v, c in
+              ([("cmf", cmf_settings[m])] if m == "prepare" else
+               [("full", exp.profile.method(m)), ("cmf", exp.profile.method(m, "cmf"))])])
+
+# %% [markdown]
+# ## The CMF-prepared Original
+#
+# Unlearning under CMF starts from the CMF-prepared Original, so it must classify about as well
+# as the Original itself. The table puts the two side by side under the three heads for every
+# forget set. The accuracy of a single class can move more than the whole: the cosine head
+# redistributes the errors among confusable classes. So the check at the end (real profiles)
+# asserts closeness on the **whole test split**: under every head, the CMF Original's accuracy
+# is within **3 pp** of the Original's. The second table gives both, with the mean and largest
+# per-class difference over the forget sets.
+
+# %%
+original = exp.original()
+cmf_original = exp.cmf_original()
+print(f"CMF preparation: {cmf_original.seconds:.1f} s "
+      f"(the Original's training: {original.seconds:.1f} s)")
+prepared = pd.concat([exp.evaluate(m, fs) for m in (original, cmf_original) for fs in forget_sets],
+                     ignore_index=True)
+results.save(prepared, exp.profile, CHAPTER, "cmf_original")
+side = prepared.pivot_table(index=["forget_set", "head", "split"], columns="variant",
+                            values="accuracy", sort=False)[["full", "cmf"]]
+side.columns = ["Original", "CMF Original"]
+side["difference"] = side["CMF Original"] - side["Original"]
+side.round(2)
+
+# %%
+# Whole-test accuracy from a forget set's retain and forget accuracies (the same for every set).
+test_y = exp.data.test.y.cpu()
+share = {fs.name: torch.isin(test_y, torch.tensor(fs.classes)).double().mean().item()
+         for fs in forget_sets}
+index = side.index.to_frame(index=False)
+weight = np.where(index["split"] == "forget", index["forget_set"].map(share),
+                  1 - index["forget_set"].map(share))
+whole = (side[["Original", "CMF Original"]].mul(weight, axis=0)
+         .groupby(level=["forget_set", "head"], sort=False).sum()
+         .groupby(level="head", sort=False).mean())
+whole["difference"] = whole["CMF Original"] - whole["Original"]
+per_class = side.xs("forget", level="split")["difference"].abs().groupby(level="head", sort=False)
+whole["mean |forget difference|"] = per_class.mean()
+whole["max |forget difference|"] = per_class.max()
+results.save(whole.reset_index(), exp.profile, CHAPTER, "cmf_original_closeness")
+whole.round(2)
+
+# %% [markdown]
+# ## The CMF head is nearest class mean by cosine
+#
+# A one-line check on the real model: recompute the code reading's class means from the
+# prepared Original's training features, here in the chapter, and compare the cosine nearest
+# mean of every test feature with the stored head's prediction. The same features also give the
+# paper's reading and the Euclidean NCC head: how often they agree with the CMF head says how
+# much the choice matters.
+
+# %%
+feats = exp.features(cmf_original)
+K = feats.num_classes
+z = F.normalize(feats.train.double(), dim=1)
+mu = z.mean(0)
+w = F.normalize(class_means(z, feats.train_y, K) - mu, dim=1)
+cosine = F.normalize(F.normalize(feats.test.double(), dim=1) - mu, dim=1) @ w.T
+head_pred = feats.test_logits.argmax(1)
+agree = (cosine.argmax(1) == head_pred).double().mean().item() * 100
+paper_head = cmf.class_mean_classifier(feats.train, feats.train_y, K, "paper")
+with torch.no_grad():
+    paper_agree = (paper_head(feats.test).argmax(1) == head_pred).double().mean().item() * 100
+ncc_agree = (ncc_predict(class_means(feats.train, feats.train_y, K), feats.test) == head_pred
+             ).double().mean().item() * 100
+logit_gap = (cosine - feats.test_logits.double()).abs().max().item()
+print(f"CMF head vs cosine to the class means computed here: {agree:.2f}% of "
+      f"{len(head_pred)} test predictions agree (largest logit difference {logit_gap:.1e})")
+head_agreement = pd.DataFrame({"classifier": ["cosine to class means (code reading)",
+                                              "paper reading (Algorithm 1)", "Euclidean NCC"],
+                               "agreement_with_cmf_head": [agree, paper_agree, ncc_agree]})
+results.save(head_agreement, exp.profile, CHAPTER, "head_agreement")
+head_agreement.round(2)
+
+# %% [markdown]
+# ## Table 3: each method, full model vs CMF
+#
+# Every base method as in the earlier chapters (variant `full`, from the Original) and its CMF
+# variant (from the CMF-prepared Original), with the Original, the CMF Original and Retrain for
+# reference; mean ± std over the forget sets of each bucket. Rows named `method + cmf` are the
+# CMF variants.
+
+# %%
+retrains = {fs: exp.retrain(fs) for fs in forget_sets}
+unlearned = {(m, v, fs): exp.unlearned(m, fs, v)
+             for m in methods for v in ("full", "cmf") for fs in forget_sets}
+rows = [prepared] + [exp.evaluate(r, fs) for fs, r in retrains.items()]
+rows += [exp.evaluate(t, fs) for (m, v, fs), t in unlearned.items()]
+table3 = pd.concat(rows, ignore_index=True)
+print("saved", results.save(table3, exp.profile, CHAPTER, "table3"))
+
+
+def label(model, variant):
+    return model if variant == "full" else f"{model} + {variant}"
+
+
+order = ["original", "original + cmf", "retrain"] + [label(m, v) for m in methods
+                                                    for v in ("full", "cmf")]
+shown = table3.assign(model=[label(m, v) for m, v in zip(table3["model"], table3["variant"])])
+# accuracy_table keeps the order in which rows first appear: sort them as in the paper.
+shown = shown.sort_values("model", key=lambda s: s.map(order.index), kind="stable")
+summary = results.accuracy_table(shown, exp.profile, by=("model",))
+results.save(results.mean_std(table3, exp.profile), exp.profile, CHAPTER, "table3_mean_std")
+summary
+
+# %% [markdown]
+# Forget accuracy of every forget set (the table above averages these), and the run times:
+# the wall time of each unlearning run (training for Original and Retrain, the one-epoch
+# preparation for the CMF Original), mean over forget sets. A CMF run includes its feature
+# passes over the training split to recompute $W$ at every epoch start and at the end.
+
+# %%
+per_set = (shown[shown["split"] == "forget"]
+           .pivot_table(index="model", columns=["head", "forget_set"], values="accuracy", sort=False)
+           .reindex(order)[list(HEADS)])
+per_set.round(1)
+
+# %%
+times = shown[shown["head"] == "output"].drop_duplicates(["model", "forget_set"])
+run_times = (times.groupby("model", sort=False)["seconds"].agg(mean_s="mean", std_s="std")
+             .reindex(order))
+results.save(run_times.reset_index(), exp.profile, CHAPTER, "run_times")
+run_times.round(2)
+
+# %%
+plot = shown[(shown["split"] == "forget") & ~shown["model"].isin(order[:3])].assign(
+    variant=lambda t: np.where(t["model"].str.endswith("+ cmf"), "cmf", "full"),
+    method=lambda t: t["model"].str.replace(" + cmf", "", regex=False))
+grid = sns.catplot(plot, x="method", y="accuracy", hue="variant", col="head", kind="bar",
+                   col_order=list(HEADS), order=methods, hue_order=["full", "cmf"],
+                   errorbar=None, height=3.3, aspect=1.1, alpha=0.7)
+for ax, head in zip(grid.axes.flat, HEADS):
+    sns.stripplot(plot[plot["head"] == head], x="method", y="accuracy", hue="variant",
+                  order=methods, hue_order=["full", "cmf"], dodge=True, palette="dark:k", size=3,
+                  legend=False, ax=ax)
+    ax.tick_params(axis="x", rotation=30)
+grid.set_titles("{col_name} head")
+grid.set_axis_labels("method", "forget accuracy (%)")
+grid.figure.suptitle("Forget accuracy, full vs CMF (bars: mean; dots: each forget set)", y=1.04)
+plt.show()
+
+# %% [markdown]
+# ### The paper's numbers
+#
+# On the `paper` profiles, the paper's CIFAR-10 single-class means (its Table 3 with the
+# methods' own Table 1 rows, transcribed from the PDF; "–" where unknown) are printed beside
+# ours. They are the paper's, not ours.
+
+# %%
+if exp.profile.name.startswith("paper"):
+    paper = paper_results()
+    paper = paper[paper["model"].isin(["retrain", *methods])]
+    paper = paper.assign(model=[label(m, v) for m, v in zip(paper["model"], paper["variant"])])
+    paper_table = (paper.pivot_table(index="model", columns=["head", "split"], values="accuracy",
+                                     sort=False)
+                   .reindex([o for o in order if o in set(paper["model"])]))
+    paper_table = paper_table[[(h, s) for h in HEADS for s in ("retain", "forget")
+                               if (h, s) in paper_table.columns]]
+    results.save(paper, exp.profile, CHAPTER, "paper_table3_transcribed")
+    print("paper (Gao et al. 2026, transcribed): CIFAR-10, ResNet-18, single class, mean over 10 classes")
+    display(paper_table.round(2).fillna("–"))
+else:
+    print("the paper's CIFAR-10 numbers are shown on the paper profiles only")
+
+# %% [markdown]
+# ## Features after unlearning, with and without CMF
+#
+# t-SNE maps (PCA to 50 dimensions, perplexity 30) of the test features, about 100 images per
+# class, for the first single-class forget set; the forget class is drawn large and dark.
+# Two pairs: RL, whose success the paper calls an illusion, and the method whose CMF variant
+# lowers the NCC forget accuracy most below its base method's on this forget set (picked from
+# the table above). A forget class that stays its own cluster is still recognisable, whatever the
+# output head says.
+
+# %%
+forget = table3[(table3["forget_set"] == first_single.name) & (table3["split"] == "forget")
+                & (table3["head"] == "ncc")].set_index(["model", "variant"])["accuracy"]
+drop = {m: forget[(m, "full")] - forget[(m, "cmf")] for m in methods if m != "rl"}
+contrast = max(drop, key=drop.get)
+pairs = ["rl", contrast] if "rl" in methods else [contrast]
+print(f"forget set {first_single.name}: NCC forget drop under CMF "
+      + ", ".join(f"{m} {d:+.1f} pp" for m, d in drop.items()) + f" -> showing {pairs}")
+
+maps = []
+for m in pairs:
+    for v in ("full", "cmf"):
+        f = exp.features(unlearned[(m, v, first_single)])
+        maps.append(tsne(f.test, f.test_y, per_class=100, seed=exp.profile.seed)
+                    .assign(model=label(m, v)))
+maps = pd.concat(maps, ignore_index=True)
+maps["class"] = [exp.data.classes[c] for c in maps["label"]]
+results.save(maps, exp.profile, CHAPTER, "tsne")
+
+# %%
+names = list(exp.data.classes)
+palette = dict(zip(names, sns.color_palette("tab10", len(names))))
+is_forget = maps["label"].isin(first_single.classes)
+fig, axes = plt.subplots(len(pairs), 2, figsize=(10, 4.6 * len(pairs)), squeeze=False)
+for ax, model in zip(axes.flat, [label(m, v) for m in pairs for v in ("full", "cmf")]):
+    here = maps["model"] == model
+    sns.scatterplot(maps[here & ~is_forget], x="x", y="y", hue="class", hue_order=names,
+                    palette=palette, s=10, alpha=0.35, linewidth=0, ax=ax, legend=False)
+    sns.scatterplot(maps[here & is_forget], x="x", y="y", hue="class", hue_order=names,
+                    palette=palette, s=28, edgecolor="k", linewidth=0.6, ax=ax, legend=False)
+    ax.set_title(f"{model}: forget class {', '.join(names[c] for c in first_single.classes)}")
+    ax.set_xlabel("t-SNE 1"); ax.set_ylabel("t-SNE 2")
+handles = [plt.Line2D([], [], marker="o", linestyle="", color=palette[n], label=n) for n in names]
+fig.legend(handles=handles, loc="center right", title="class", frameon=False)
+fig.suptitle("Test features after unlearning (forget class: large dots with black edges)")
+plt.tight_layout(rect=(0, 0, 0.86, 0.97))
+plt.show()
+
+# %% [markdown]
+# ## Forget accuracy during unlearning
+#
+# The heads measured during RL on the first single-class forget set, from the Original (left)
+# and under CMF from the CMF-prepared Original (right); LP and NCC are refitted at each point on
+# a stratified subset of the training features. Without CMF the output forget accuracy falls
+# while LP and NCC stay up; under CMF the output can fall only as fast as the features move, so
+# it follows NCC. (Under CMF the output between two epoch starts uses the $W$ computed at the
+# last epoch start, as in Algorithm 2; the stored model gets one more recomputation at the end.)
+
+# %%
+curve_method = "rl" if "rl" in methods else methods[0]
+curves = pd.concat([exp.unlearning_curve(curve_method, first_single, v) for v in ("full", "cmf")],
+                   ignore_index=True)
+results.save(curves, exp.profile, CHAPTER, "curves")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+for ax, v in zip(axes, ("full", "cmf")):
+    sns.lineplot(curves[curves["variant"] == v], x="step", y="accuracy", hue="head",
+                 hue_order=list(HEADS), style="split", style_order=["forget", "retain"],
+                 marker="o", ax=ax, legend=v == "cmf")
+    ax.set_title(f"{label(curve_method, v)}, forget set {first_single.name}")
+    ax.set_xlabel("optimiser step"); ax.set_ylabel("test accuracy (%)")
+sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.02, 1))
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## What the numbers say about the paper's claims
+#
+# Gao et al. (2026) claim that under CMF (i) the output forget accuracy tracks the features,
+# (ii) the CMF variants lower LP and NCC forget accuracy below their base methods, and (iii) RL
+# and SalUn barely forget once the shortcut is gone. The paper's own CIFAR-10 numbers do not
+# show (ii) everywhere: RL + CMF has NCC forget 82.04 against RL's 80.25, NegGrad+ + CMF 57.83
+# against NegGrad+'s 52.00, and no LP number of NegGrad+ and UNSIR without CMF is known. The checks
+# below therefore test (ii) on exactly the (method, head) pairs where the paper's own numbers
+# show a decrease (LP: RL, SalUn, SCRUB; NCC: SalUn, SCRUB, UNSIR), and print the others.
+# The cell below states, with our numbers, where each claim holds here and where it does not.
+#
+# Tolerances (real profiles, means over all forget sets of the profile):
+#
+# 1. **output tracks the features**: for every CMF variant, the mean over forget sets of
+#    |output forget − NCC forget| is at most **10 pp**;
+# 2. **CMF lowers the representation heads**: on the pairs above, the CMF variant's mean forget
+#    accuracy is strictly below its base method's;
+# 3. **the illusion exposed**: RL + CMF and SalUn + CMF keep a mean output forget accuracy of at
+#    least **50%** of the Original's;
+# 4. the CMF-prepared Original stays within **3 pp** of the Original on the whole test split
+#    under every head, and its head agrees with the cosine nearest class
+#    mean computed here on at least **99%** of the test images (bf16 on a GPU may flip a few
+#    near-ties).
+
+
+# %%
+def mean_acc(model, variant, head, split="forget"):
+    sel = table3[(table3["model"] == model) & (table3["variant"] == variant)
+                 & (table3["head"] == head) & (table3["split"] == split)]
+    return float(sel["accuracy"].mean())
+
+
+def per_set_acc(model, variant, head, split="forget"):
+    sel = table3[(table3["model"] == model) & (table3["variant"] == variant)
+                 & (table3["head"] == head) & (table3["split"] == split)]
+    return sel.set_index("forget_set")["accuracy"]
+
+
+PAPER_HEADS = {"lp": 3, "ncc": 5}  # column of the head's forget accuracy in PAPER_CIFAR10
+verdicts = []
+tracking = {m: float((per_set_acc(m, "cmf", "output") - per_set_acc(m, "cmf", "ncc")).abs().mean())
+            for m in methods}
+for m, gap in tracking.items():
+    verdicts.append({"claim": "output tracks NCC under CMF", "method": m, "head": "output vs ncc",
+                     "ours": f"mean |output - NCC| forget {gap:.1f} pp", "paper": "",
+                     "asserted": True, "holds": gap <= 10.0})
+for m in methods:
+    for head, col in PAPER_HEADS.items():
+        full_p, cmf_p = (PAPER_CIFAR10.get((m, v), (None,) * 6)[col] for v in ("full", "cmf"))
+        reported = full_p is not None and cmf_p is not None and cmf_p < full_p
+        full_o, cmf_o = mean_acc(m, "full", head), mean_acc(m, "cmf", head)
+        verdicts.append({"claim": "CMF lowers forget accuracy below the base method", "method": m,
+                         "head": head, "ours": f"{cmf_o:.1f} (cmf) vs {full_o:.1f} (full)",
+                         "paper": ("–" if full_p is None or cmf_p is None
+                                   else f"{cmf_p:.2f} (cmf) vs {full_p:.2f} (full)"),
+                         "asserted": reported, "holds": cmf_o < full_o})
+original_output_forget = mean_acc("original", "full", "output")
+for m in [m for m in ("rl", "salun") if m in methods]:
+    out = mean_acc(m, "cmf", "output")
+    p = PAPER_CIFAR10[(m, "cmf")][1]
+    verdicts.append({"claim": "RL/SalUn under CMF barely forget", "method": m, "head": "output",
+                     "ours": f"output forget {out:.1f} vs Original {original_output_forget:.1f}",
+                     "paper": f"{p:.2f} (Original not transcribed)", "asserted": True,
+                     "holds": out >= 0.5 * original_output_forget})
+verdicts = pd.DataFrame(verdicts)
+results.save(verdicts, exp.profile, CHAPTER, "claims")
+for v in verdicts.itertuples():
+    status = "holds" if v.holds else "DOES NOT HOLD"
+    note = "" if v.asserted else " (not asserted: the paper does not report a decrease)"
+    print(f"{v.claim} — {v.method} [{v.head}]: {status}; ours {v.ours}"
+          + (f"; paper {v.paper}" if v.paper else "") + note)
+retain_change = {m: mean_acc(m, "cmf", "output", "retain") - mean_acc("original", "cmf", "output", "retain")
+                 for m in methods}
+print("output retain change of each CMF variant from the CMF Original (pp): "
+      + ", ".join(f"{m} {d:+.1f}" for m, d in retain_change.items()))
+verdicts
+
+# %% [markdown]
+# ## Checks
+#
+# On the real profiles, the tolerances stated above.
+
+# %%
+if checks:
+    failed = verdicts[verdicts["asserted"] & ~verdicts["holds"]]
+    assert failed.empty, "claims that do not hold:\n" + failed.to_string()
+    worst = whole["difference"].abs().max()
+    assert worst <= 3.0, f"the CMF Original differs from the Original by {worst:.2f} pp on the test split"
+    assert agree >= 99.0, f"the CMF head agrees with cosine NCC on only {agree:.2f}% of the test"
+    print(f"checked {int(verdicts['asserted'].sum())} claim units; CMF Original within "
+          f"{worst:.2f} pp of the Original; head = cosine NCC on {agree:.2f}% of the test")
+print("checks passed" if checks else "checks skipped on the smoke profile")

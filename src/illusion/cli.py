@@ -1,0 +1,483 @@
+"""``illusion audit``: the representation-level report of any compatible checkpoint.
+
+    illusion audit --checkpoint model.pt --dataset fashion-mnist --forget 6 \\
+                   [--retrain retrain.pt] [--profile default] [--out DIR] [--attack-steps 50]
+    illusion audit --config audit.json          # the same keys in a JSON object
+
+For the unlearned model (and the Retrain model, when given) it prints and saves under
+``--out`` (``report.json`` and one CSV per table):
+
+- ``heads.csv``: Output / LP / NCC accuracy on test retain and test forget;
+- ``geometry.csv``: NC1-NC4 (``illusion.geometry.nc_metrics``), the mean cosine between each
+  classifier row and its centred class mean for forget and retain classes, MIA efficacy;
+- ``alignment.csv``: that cosine per class;
+- ``relearning.csv`` / ``recovery.csv``: relearning curves (``illusion.attacks``) and their AUC.
+
+Checkpoints. Either a *state dict* of an ``illusion.models`` ResNet (``resnet18``/``resnet50``
+with the CIFAR stem; keys ``conv1.weight``, ``bn1.*``, ``stages.<i>.<j>.*``, ``fc.weight``,
+``fc.bias``), saved with ``torch.save(model.state_dict(), path)`` or as the artifact store's
+payload ``{"state_dict": ..., "record": ..., "_key": ...}``, loaded with ``weights_only=True``
+(width, input channels and number of classes are read from ``conv1.weight`` and
+``fc.weight``; a CMF head's buffers ``fc.weight/mu/tau/normalize_first`` are recognised). Or a
+*TorchScript* module (``torch.jit.save(torch.jit.script(model), path)``) that exposes
+``features(x)`` (penultimate features) and ``fc`` (the last linear layer) with
+``model(x) == model.fc(model.features(x))``; ``torch.jit.trace`` keeps only ``forward`` and
+is not enough.
+
+Bad input (a missing or unreadable file, a state dict of another architecture, a class count
+that differs from the dataset's, an unknown dataset, a forget class out of range) ends with
+exit status 2 and a message naming the problem and the valid choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import PROFILES, ForgetSet, resolve
+from .data import SOURCES, DataUnavailable, load_dataset, split_forget
+from .models import ARCHITECTURES, build_model
+from .train import resolve_device
+
+# Settings of an audit with their defaults (None: required, or read from the checkpoint).
+DEFAULTS: dict[str, Any] = {
+    "checkpoint": None, "dataset": None, "forget": None,
+    "arch": None, "width": None, "profile": "default", "retrain": None,
+    "out": "illusion-audit", "attack_steps": 50, "attack_lr": 0.01, "shots": 5,
+    "device": "auto", "seed": None,
+}
+REQUIRED = ("checkpoint", "dataset", "forget")
+PATH_KEYS = ("checkpoint", "retrain", "out")
+NUMBERS = {"width": int, "attack_steps": int, "shots": int, "seed": int, "attack_lr": float}
+
+
+class AuditError(ValueError):
+    """A problem with the audit's inputs; ``illusion audit`` exits with status 2."""
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files holding compiled ``code/``; ``torch.save`` files
+    hold only pickles and tensors."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
+def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise AuditError(f"checkpoint file not found: {path}")
+    if _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():  # TorchScript's deprecation notice is not ours
+                warnings.simplefilter("ignore", FutureWarning)
+                return torch.jit.load(str(path), map_location="cpu")
+        except Exception as error:
+            raise AuditError(f"cannot read TorchScript checkpoint {path}: "
+                             f"{type(error).__name__}: {str(error).splitlines()[0][:300]}") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [""])[0][:300]
+        raise AuditError(
+            f"cannot read checkpoint {path} ({type(error).__name__}: {first_line}). Expected a "
+            f"state dict saved with torch.save(model.state_dict(), path) (loadable with "
+            f"weights_only=True), the store's payload {{'state_dict': ...}}, or a TorchScript "
+            f"module saved with torch.jit.save(torch.jit.script(model), path)") from None
+
+
+def _state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]          # the artifact store's payload
+    elif isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+        obj = obj["model"]               # illusion.train.fit's resumable checkpoint
+    if not isinstance(obj, Mapping) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
+        raise AuditError(f"{path} holds a {type(obj).__name__}, not a state dict (a mapping of "
+                         f"parameter names to tensors) nor a TorchScript module")
+    # Wrappers add prefixes: DataParallel ("module.") and torch.compile ("_orig_mod.").
+    state = {}
+    for key, value in obj.items():
+        for prefix in ("module.", "_orig_mod."):
+            key = key.removeprefix(prefix)
+        state[key] = value
+    return state
+
+
+def _examples(keys: Sequence[str], n: int = 4) -> str:
+    keys = list(keys)
+    more = f", ... ({len(keys)} in all)" if len(keys) > n else ""
+    return ", ".join(repr(k) for k in keys[:n]) + more
+
+
+def model_from_state_dict(state: Mapping[str, torch.Tensor], arch: str | None = None,
+                          width: int | None = None, path: str | Path = "checkpoint") -> nn.Module:
+    """An ``illusion.models`` ResNet holding ``state``; its sizes read from the tensors."""
+    conv, fc = state.get("conv1.weight"), state.get("fc.weight")
+    if conv is None or fc is None or conv.dim() != 4 or fc.dim() != 2:
+        raise AuditError(
+            f"{path} is not a state dict of a supported architecture: it has no 4-d "
+            f"'conv1.weight' and 2-d 'fc.weight' (its keys: {_examples(sorted(state))}). "
+            f"Supported: illusion.models ResNets {sorted(ARCHITECTURES)} (keys 'conv1.weight', "
+            f"'stages.<i>.<j>.*', 'fc.weight'), or a TorchScript module exposing features and fc")
+    if arch is None:  # Bottleneck blocks (ResNet-50) have a third convolution
+        arch = "resnet50" if any(".conv3." in k for k in state) else "resnet18"
+    if arch not in ARCHITECTURES:
+        raise AuditError(f"unknown architecture {arch!r}; valid choices: {sorted(ARCHITECTURES)}")
+    found_width, in_channels, num_classes = conv.shape[0], conv.shape[1], fc.shape[0]
+    if width is not None and width != found_width:
+        raise AuditError(f"width {width} does not match {path}: its conv1.weight has "
+                         f"{found_width} output channels (omit --width to read it from the file)")
+    if num_classes < 2:
+        raise AuditError(f"{path} has a classifier with {num_classes} output(s); need >= 2 classes")
+    model = build_model(arch, num_classes, in_channels, found_width)
+    if "fc.mu" in state:  # a class-mean-feature head (illusion.cmf)
+        from .cmf import empty_cmf_model
+        model = empty_cmf_model(model)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        problems = [f"missing keys {_examples(missing)}" if missing else "",
+                    f"unexpected keys {_examples(unexpected)}" if unexpected else "",
+                    f"shape mismatches (file vs model) {_examples(shapes, 2)}" if shapes else ""]
+        raise AuditError(
+            f"{path} does not match architecture {arch!r} (width {found_width}, {in_channels} "
+            f"input channels, {num_classes} classes): " + "; ".join(p for p in problems if p)
+            + f". Valid architectures: {sorted(ARCHITECTURES)} with illusion.models key names "
+              f"('conv1.weight', 'stages.0.0.conv1.weight', ..., 'fc.weight')")
+    model.load_state_dict(state)
+    return model
+
+
+def load_checkpoint(path: str | Path, arch: str | None = None,
+                    width: int | None = None) -> tuple[nn.Module, str]:
+    """The model stored at ``path`` (CPU, eval mode) and its kind: ``"state_dict"`` or
+    ``"torchscript"``. Raises :class:`AuditError` naming what is wrong."""
+    path = Path(path)
+    obj = _read(path)
+    if isinstance(obj, torch.jit.ScriptModule):
+        fc = getattr(obj, "fc", None)
+        if not hasattr(obj, "features") or fc is None or getattr(fc, "weight", None) is None:
+            raise AuditError(f"TorchScript module {path} must expose features(x) and fc (a "
+                             f"linear layer with weight); compile it with torch.jit.script "
+                             f"(torch.jit.trace keeps only forward)")
+        return obj.eval(), "torchscript"
+    return model_from_state_dict(_state_dict(obj, path), arch, width, path).eval(), "state_dict"
+
+
+# --------------------------------------------------------------------------------------------
+# The audit
+
+
+@dataclass
+class AuditReport:
+    """Tidy tables of one audit; ``model`` is ``checkpoint`` or ``retrain`` in each."""
+
+    meta: dict
+    heads: pd.DataFrame       # model, head, split, accuracy, seconds
+    geometry: pd.DataFrame    # model, metric, value
+    alignment: pd.DataFrame   # model, class, cosine, count, forget
+    relearning: pd.DataFrame  # model, attack, step, forget_accuracy, retain_accuracy
+    recovery: pd.DataFrame    # model, attack, auc
+
+    TABLES = ("heads", "geometry", "alignment", "relearning", "recovery")
+
+    def to_dict(self) -> dict:
+        """Plain JSON types (NaN becomes null)."""
+        def records(df: pd.DataFrame) -> list[dict]:
+            return df.astype(object).where(df.notna(), None).to_dict("records")
+        return {"meta": self.meta, **{name: records(getattr(self, name)) for name in self.TABLES}}
+
+    def save(self, out: str | Path) -> list[Path]:
+        from .store import atomic_write_text
+
+        out = Path(out)
+        written = [out / "report.json"]
+        atomic_write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False, default=str),
+                          written[0])
+        for name in self.TABLES:
+            written.append(out / f"{name}.csv")
+            atomic_write_text(getattr(self, name).to_csv(index=False), written[-1])
+        return written
+
+    def summary(self) -> str:
+        m = self.meta
+        lines = [f"Audit of {m['checkpoint']} ({m['arch']}, width {m['width']}, "
+                 f"{m['num_classes']} classes) on {m['dataset']} (profile {m['profile']}), "
+                 f"forget set {m['forget_set']} {m['forget_names']}, device {m['device']}"]
+
+        def block(title: str, table: pd.DataFrame, index, value: str) -> None:
+            if table.empty:
+                return
+            wide = table.pivot_table(index=index, columns="model", values=value, sort=False,
+                                     dropna=False)
+            lines.extend(["", title, wide.to_string(float_format=lambda v: f"{v:8.2f}")])
+
+        block("Accuracy (%) on test retain / forget", self.heads, ["head", "split"], "accuracy")
+        block("Geometry (train features) and MIA efficacy (%)", self.geometry, "metric", "value")
+        if not self.recovery.empty:
+            block(f"Relearning: mean forget accuracy (%) over {m['attack_steps']} steps (AUC)",
+                  self.recovery, "attack", "auc")
+        return "\n".join(lines)
+
+
+def _geometry(name: str, feats, W: torch.Tensor, b: torch.Tensor | None,
+              forget_set: ForgetSet, seed: int) -> tuple[list[dict], pd.DataFrame]:
+    """NC metrics, alignment cosines and MIA of one model from its cached features."""
+    from .geometry import alignment_cosines, nc_metrics
+    from .mia import mia_efficacy
+
+    rows = [{"model": name, "metric": k, "value": v}
+            for k, v in nc_metrics(feats.train, feats.train_y, W, b).items()]
+    cosines = alignment_cosines(feats.train, feats.train_y, W)
+    cosines = cosines.assign(forget=cosines["class"].isin(forget_set.classes))
+    cosines.insert(0, "model", name)
+    is_forget = cosines["forget"]
+    rows += [{"model": name, "metric": "cos_forget", "value": cosines["cosine"][is_forget].mean()},
+             {"model": name, "metric": "cos_retain", "value": cosines["cosine"][~is_forget].mean()}]
+    forget = torch.tensor(forget_set.classes, device=feats.train_y.device)
+    in_forget = torch.isin(feats.train_y, forget)
+    test_retain = ~torch.isin(feats.test_y, forget)
+    # Members: D_r; non-members: test images of the retain classes; target: D_f.
+    mia = mia_efficacy(feats.train_logits[~in_forget], feats.train_y[~in_forget],
+                       feats.test_logits[test_retain], feats.test_y[test_retain],
+                       feats.train_logits[in_forget], feats.train_y[in_forget], seed=seed)
+    rows.append({"model": name, "metric": "mia_efficacy", "value": mia})
+    return rows, cosines
+
+
+def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
+          width: int | None = None, profile: str = "default", retrain: str | Path | None = None,
+          attack_steps: int = 50, attack_lr: float = 0.01, shots: int = 5,
+          device: str = "auto", seed: int | None = None, progress: bool = True) -> AuditReport:
+    """Audit the model at ``checkpoint`` (and ``retrain``) on ``dataset`` for ``forget``
+    (a class id, ``"2-4-6"`` or a list), with the data subset and head settings of
+    ``profile``. ``attack_steps=0`` skips relearning."""
+    from .attacks import run_attacks, recovery_table
+    from .heads import evaluate_features, features
+
+    if dataset not in SOURCES:
+        raise AuditError(f"unknown dataset {dataset!r}; valid choices: {sorted(SOURCES)}")
+    if profile not in PROFILES:
+        raise AuditError(f"unknown profile {profile!r}; valid choices: {sorted(PROFILES)}")
+    if attack_steps < 0 or shots < 1 or attack_lr <= 0:
+        raise AuditError(f"need attack_steps >= 0, shots >= 1 and attack_lr > 0; got "
+                         f"{attack_steps}, {shots}, {attack_lr}")
+    try:
+        forget_set = ForgetSet.parse(forget)
+    except (ValueError, TypeError) as error:
+        raise AuditError(f"cannot read forget set {forget!r}: {error}") from None
+    try:
+        run_device = resolve_device(device)
+        torch.empty(0, device=run_device)
+    except (RuntimeError, AssertionError) as error:
+        raise AuditError(f"device {device!r} is not usable ({error}); valid choices: 'auto', "
+                         f"'cpu', 'cuda', 'cuda:<index>', 'mps'") from None
+    settings = resolve(profile, {"data.name": dataset})
+    seed = settings.seed if seed is None else seed
+
+    paths = {"checkpoint": Path(checkpoint)}
+    if retrain is not None:
+        paths["retrain"] = Path(retrain)
+    loaded = {name: load_checkpoint(p, arch, width if name == "checkpoint" else None)
+              for name, p in paths.items()}
+    try:
+        data = load_dataset(settings.data, run_device)
+    except DataUnavailable as error:
+        raise AuditError(str(error)) from None
+    for name, (model, _) in loaded.items():
+        k = model.fc.weight.shape[0]
+        if k != data.num_classes:
+            raise AuditError(f"{paths[name]} has {k} output classes but dataset {dataset!r} has "
+                             f"{data.num_classes}; audit it on a dataset with {k} classes")
+        conv = getattr(model, "conv1", None)
+        if isinstance(conv, nn.Conv2d) and conv.in_channels != data.in_channels:
+            raise AuditError(f"{paths[name]} takes {conv.in_channels}-channel images but dataset "
+                             f"{dataset!r} has {data.in_channels} channel(s)")
+    bad = [c for c in forget_set.classes if not 0 <= c < data.num_classes]
+    if bad:
+        raise AuditError(f"forget class(es) {bad} out of range: dataset {dataset!r} has classes "
+                         f"0..{data.num_classes - 1}")
+    split = split_forget(data, forget_set)
+    counts = torch.bincount(split.forget_train.y, minlength=data.num_classes)
+    fewest = int(counts[list(forget_set.classes)].min())
+    if attack_steps and shots > fewest:
+        raise AuditError(f"shots={shots} exceeds the {fewest} training images of the smallest "
+                         f"forget class; choose shots <= {fewest}")
+
+    heads, geometry, alignment, curves, recovery = [], [], [], [], []
+    stages = ["features", "heads", "geometry"] + (["relearning"] if attack_steps else [])
+    bar = tqdm(total=len(loaded) * len(stages), desc="audit", file=sys.stderr,
+               disable=not progress, leave=False)
+    for name, (model, _) in loaded.items():
+        model = model.to(run_device).eval()
+        bar.set_postfix_str(f"{name}: features")
+        try:
+            feats = features(model, data.train, data.test, settings.heads.feature_batch_size)
+        except RuntimeError as error:
+            raise AuditError(f"{paths[name]} cannot process images of {dataset!r} of shape "
+                             f"{tuple(data.train.x.shape[1:])}: {str(error).splitlines()[0]}") from None
+        bar.update()
+        bar.set_postfix_str(f"{name}: heads")
+        table = evaluate_features(feats, forget_set, settings.heads)
+        table.insert(0, "model", name)
+        heads.append(table)
+        bar.update()
+        bar.set_postfix_str(f"{name}: geometry")
+        W = model.fc.weight.detach().float()
+        b = getattr(model.fc, "bias", None)
+        rows, cosines = _geometry(name, feats, W, None if b is None else b.detach().float(),
+                                  forget_set, seed)
+        geometry.extend(rows)
+        alignment.append(cosines)
+        bar.update()
+        if attack_steps:
+            bar.set_postfix_str(f"{name}: relearning")
+            curve = run_attacks(model, split, steps=attack_steps, lr=attack_lr,
+                                batch_size=settings.original.batch_size,
+                                eval_every=max(1, attack_steps // 10), seed=seed, shots=shots)
+            curve.insert(0, "model", name)
+            curves.append(curve)
+            auc = recovery_table(curve, by=("attack",))
+            auc.insert(0, "model", name)
+            recovery.append(auc)
+            bar.update()
+    bar.close()
+
+    m0, kind = loaded["checkpoint"]
+    conv = getattr(m0, "conv1", None)
+    meta = {
+        "checkpoint": str(paths["checkpoint"]), "checkpoint_kind": kind,
+        "retrain": str(paths["retrain"]) if "retrain" in paths else None,
+        "arch": getattr(m0, "arch", arch or "torchscript"),
+        "width": conv.out_channels if isinstance(conv, nn.Conv2d) else width,
+        "num_classes": data.num_classes, "dataset": dataset, "profile": profile,
+        "forget_set": forget_set.name,
+        "forget_names": [data.classes[c] for c in forget_set.classes],
+        "device": str(run_device), "seed": seed, "attack_steps": attack_steps,
+        "attack_lr": attack_lr, "shots": shots, "torch": torch.__version__,
+    }
+    concat = lambda parts, columns: (pd.concat(parts, ignore_index=True) if parts  # noqa: E731
+                                     else pd.DataFrame(columns=columns))
+    return AuditReport(
+        meta, concat(heads, ["model", "head", "split", "accuracy", "seconds"]),
+        pd.DataFrame(geometry, columns=["model", "metric", "value"]),
+        concat(alignment, ["model", "class", "cosine", "count", "forget"]),
+        concat(curves, ["model", "attack", "step", "forget_accuracy", "retain_accuracy"]),
+        concat(recovery, ["model", "attack", "auc"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="illusion", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    a = commands.add_parser(
+        "audit", help="representation-level report of a checkpoint",
+        description="Output/LP/NCC accuracy, alignment, NC metrics, MIA and relearning of a "
+                    "checkpoint (and of a Retrain checkpoint), printed and saved as JSON + CSV.")
+    # Every default is None here so that --config values can fill what the command line left
+    # out; the real defaults are in DEFAULTS (and shown in the help).
+    a.add_argument("--config", metavar="FILE.json",
+                   help="JSON object with any of the keys below (dashes or underscores); "
+                        "relative paths are relative to the file; the command line wins")
+    a.add_argument("--checkpoint", metavar="PATH", help="state dict or TorchScript module")
+    a.add_argument("--dataset", choices=sorted(SOURCES), help="dataset the model was trained on")
+    a.add_argument("--forget", metavar="CLASSES", help="forget class(es): '3' or '2-4-6'")
+    a.add_argument("--arch", choices=sorted(ARCHITECTURES),
+                   help="architecture of a state dict (default: read from its keys)")
+    a.add_argument("--width", type=int, help="first-stage width (default: read from conv1.weight)")
+    a.add_argument("--profile", choices=sorted(PROFILES),
+                   help=f"data subset and head settings (default: {DEFAULTS['profile']})")
+    a.add_argument("--retrain", metavar="PATH", help="Retrain checkpoint to compare against")
+    a.add_argument("--out", metavar="DIR", help=f"output folder (default: {DEFAULTS['out']})")
+    a.add_argument("--attack-steps", type=int, dest="attack_steps",
+                   help=f"relearning budget in steps, 0 to skip (default: {DEFAULTS['attack_steps']})")
+    a.add_argument("--attack-lr", type=float, dest="attack_lr",
+                   help=f"relearning learning rate (default: {DEFAULTS['attack_lr']})")
+    a.add_argument("--shots", type=int,
+                   help=f"forget images per class of the few-shot attack (default: {DEFAULTS['shots']})")
+    a.add_argument("--device", help=f"'auto', 'cpu', 'cuda', ... (default: {DEFAULTS['device']})")
+    a.add_argument("--seed", type=int, help="seed of the attacks and MIA (default: the profile's)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Command line over --config over DEFAULTS, validated."""
+    given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise AuditError(f"config file not found: {path}")
+        try:
+            config = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise AuditError(f"config file {path} is not valid JSON: {error}") from None
+        if not isinstance(config, dict):
+            raise AuditError(f"config file {path} must hold a JSON object, not {type(config).__name__}")
+        for key, value in config.items():
+            name = key.replace("-", "_")
+            if name not in DEFAULTS:
+                raise AuditError(f"unknown key {key!r} in {path}; valid choices: {sorted(DEFAULTS)}")
+            if name in PATH_KEYS and value is not None:
+                value = str(path.parent / value)  # an absolute value stays as it is
+            if name in NUMBERS and value is not None:
+                try:
+                    value = NUMBERS[name](value)
+                except (TypeError, ValueError):
+                    raise AuditError(f"{key!r} in {path} must be a number, got {value!r}") from None
+            given.setdefault(name, value)
+    settings = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+    missing = [k for k in REQUIRED if settings[k] is None]
+    if missing:
+        raise AuditError("missing " + ", ".join(f"--{k}" for k in missing)
+                         + " (give them on the command line or in --config)")
+    choices = {"dataset": SOURCES, "profile": PROFILES, "arch": ARCHITECTURES}
+    for key, valid in choices.items():
+        if settings[key] is not None and settings[key] not in valid:
+            raise AuditError(f"unknown {key} {settings[key]!r}; valid choices: {sorted(valid)}")
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``illusion`` command; returns the exit status (2 on bad input)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse's own errors (status 2) and --help (0)
+        return int(exit_.code or 0)
+    try:
+        settings = _settings(args)
+        out = settings.pop("out")
+        report = audit(**settings, progress=not args.quiet)
+    except AuditError as error:
+        print(f"illusion {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    files = report.save(out)
+    print(report.summary())
+    print("\nSaved: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

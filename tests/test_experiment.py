@@ -1,0 +1,32 @@
+import torch
+
+from illusion.experiment import Experiment
+from illusion.store import Store
+
+TINY = {"data.train_per_class": 20, "data.test_per_class": 10, "original.epochs": 1,
+        "retrain.epochs": 1, "buckets": {"single": [[0]], "multi": []}}
+
+
+def test_same_seed_gives_identical_numbers(tmp_path):
+    a = Experiment("smoke", TINY, store=Store(tmp_path / "a"))
+    b = Experiment("smoke", TINY, store=Store(tmp_path / "b"))
+    ta, tb = a.evaluate(a.original(), 0), b.evaluate(b.original(), 0)
+    assert ta[["head", "split", "accuracy"]].equals(tb[["head", "split", "accuracy"]])
+    for (k, va), vb in zip(a.original().model.state_dict().items(), b.original().model.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_models_are_stored_and_reused(tmp_path):
+    store = Store(tmp_path)
+    first = Experiment("smoke", TINY, store=store).retrain(0)
+    again = Experiment("smoke", TINY, store=Store(tmp_path)).retrain(0)
+    assert first.key == again.key
+    assert first.record["seconds"] == again.record["seconds"]  # loaded, not retrained
+    assert len(list((tmp_path / "models").glob("*.pt"))) == 1
+
+
+def test_retrain_never_sees_the_forget_class(tmp_path):
+    exp = Experiment("smoke", TINY, store=Store(tmp_path))
+    retrain = exp.retrain(0)
+    table = exp.evaluate(retrain).set_index(["head", "split"])["accuracy"]
+    assert table[("output", "forget")] <= 10.0  # it can hardly predict a class it never saw

@@ -1,0 +1,74 @@
+"""SVC membership-inference efficacy on logits with known confidences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from illusion import mia
+
+K = 10
+
+
+def logits_with_confidence(conf: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Logits whose softmax gives the true label probability ``conf`` (others share the rest)."""
+    logits = torch.zeros(len(y), K, dtype=torch.float64)
+    true = torch.log(conf * (K - 1) / (1 - conf))
+    return logits.scatter(1, y.view(-1, 1), true.view(-1, 1))
+
+
+def sample(n: int, level: float, seed: int, spread: float = 0.02):
+    g = torch.Generator().manual_seed(seed)
+    conf = (level + spread * torch.randn(n, generator=g, dtype=torch.float64)).clamp(0.02, 0.999)
+    y = torch.randint(K, (n,), generator=g)
+    return logits_with_confidence(conf, y), y
+
+
+def test_confidence_is_the_softmax_probability_of_the_true_label():
+    y = torch.tensor([0, 3, 7])
+    conf = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    got = mia.confidence(logits_with_confidence(conf, y), y)
+    assert got.shape == (3, 1)
+    np.testing.assert_allclose(got[:, 0], conf.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(mia.confidence(torch.zeros(2, 4), torch.tensor([1, 2])), 0.25)
+
+
+@pytest.mark.parametrize("forget_level, low, high", [(0.1, 95.0, 100.0), (0.99, 0.0, 5.0)])
+def test_efficacy_on_known_members_and_non_members(forget_level, low, high):
+    members, outsiders = sample(300, 0.99, 1), sample(200, 0.1, 2)
+    forget = sample(100, forget_level, 3)
+    value = mia.mia_efficacy(*members, *outsiders, *forget, seed=0)
+    assert low <= value <= high
+
+
+def test_efficacy_is_a_percentage_between_the_extremes_for_a_mixed_forget_set():
+    members, outsiders = sample(300, 0.99, 1), sample(200, 0.1, 2)
+    half_seen = [torch.cat(parts) for parts in zip(sample(50, 0.99, 4), sample(50, 0.1, 5))]
+    value = mia.mia_efficacy(*members, *outsiders, *half_seen)
+    assert math.isclose(value, 50.0, abs_tol=5.0)
+    assert value == mia.mia_efficacy(*members, *outsiders, *half_seen)  # deterministic
+
+
+def test_shadow_set_is_balanced_by_subsampling(monkeypatch):
+    seen = {}
+
+    class Recording(mia.SVC):
+        def fit(self, x, y):
+            seen["members"], seen["outsiders"] = int((y == 1).sum()), int((y == 0).sum())
+            return super().fit(x, y)
+
+    monkeypatch.setattr(mia, "SVC", Recording)
+    mia.mia_efficacy(*sample(300, 0.99, 1), *sample(40, 0.1, 2), *sample(10, 0.5, 3))
+    assert seen == {"members": 40, "outsiders": 40}
+
+
+def test_bad_inputs_raise_value_errors():
+    members, outsiders = sample(20, 0.99, 1), sample(20, 0.1, 2)
+    empty = (torch.zeros(0, K), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="forget"):
+        mia.mia_efficacy(*members, *outsiders, *empty)
+    with pytest.raises(ValueError, match="shape"):
+        mia.mia_efficacy(members[0], members[1][:5], *outsiders, *outsiders)

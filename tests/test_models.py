@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+from illusion.models import build_model
+
+
+@pytest.mark.parametrize("arch,width,dim", [("resnet18", 4, 32), ("resnet50", 2, 64)])
+def test_features_and_fc_compose_to_the_model(arch, width, dim):
+    torch.manual_seed(0)
+    model = build_model(arch, num_classes=7, in_channels=3, width=width).eval()
+    x = torch.randn(3, 3, 16, 16)
+    feats = model.features(x)
+    assert feats.shape == (3, dim) and model.feature_dim == dim
+    assert model(x).shape == (3, 7)
+    assert torch.allclose(model.fc(feats), model(x), atol=1e-6)
+    stages = model.stage_features(x)
+    assert len(stages) == 5 and torch.allclose(stages[-1], feats, atol=1e-6)
+
+
+def test_cifar_stem_keeps_resolution_and_has_no_maxpool():
+    model = build_model("resnet18", 10, 1, 4)
+    assert model.conv1.stride == (1, 1) and model.conv1.kernel_size == (3, 3)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+
+
+def test_bad_architecture_names_valid_choices():
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'.*resnet18.*resnet50"):
+        build_model("vgg", 10, 3, 8)

@@ -1,0 +1,87 @@
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from illusion.config import get_profile
+from illusion.store import Store, atomic_write_bytes, spec_key
+
+
+def test_key_changes_with_any_setting():
+    p = get_profile("smoke")
+    base = {"kind": "original", "train": p.original, "data": p.data}
+    changed = {"kind": "original", "train": p.original, "data": p.data.__class__(
+        **{**p.data.__dict__, "seed": 7})}
+    assert spec_key(base) == spec_key(dict(reversed(list(base.items()))))  # order-free
+    assert spec_key(base) != spec_key(changed)
+    assert spec_key({**base, "parent": "a"}) != spec_key({**base, "parent": "b"})
+
+
+def test_load_or_compute_reuses_and_force_recomputes(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"w": torch.ones(3) * len(calls)}
+
+    store = Store(tmp_path)
+    first = store.load_or_compute("models", {"a": 1}, compute)
+    again = Store(tmp_path).load_or_compute("models", {"a": 1}, compute)
+    assert len(calls) == 1 and torch.equal(first["w"], again["w"])
+    forced = Store(tmp_path, force=True)
+    forced.load_or_compute("models", {"a": 1}, compute)
+    forced.load_or_compute("models", {"a": 1}, compute)  # once per process only
+    assert len(calls) == 2
+
+
+def test_corrupt_artifact_is_detected_and_recomputed(tmp_path):
+    store = Store(tmp_path)
+    store.load_or_compute("models", {"a": 1}, lambda: {"w": torch.zeros(2)})
+    path = store.path("models", {"a": 1}, ".pt")
+    path.write_bytes(path.read_bytes()[:20])  # a torn write
+    with pytest.warns(UserWarning, match="corrupt"):
+        payload = Store(tmp_path).load_or_compute("models", {"a": 1}, lambda: {"w": torch.ones(2)})
+    assert torch.equal(payload["w"], torch.ones(2))
+
+
+def test_corrupt_table_is_detected_and_recomputed(tmp_path):
+    store = Store(tmp_path)
+    store.table("t", {"b": 2}, lambda: pd.DataFrame({"x": [1, 2]}))
+    path = store.path("t", {"b": 2}, ".csv")
+    path.write_text("x\n1\n999\n")
+    with pytest.warns(UserWarning, match="checksum"):
+        table = Store(tmp_path).table("t", {"b": 2}, lambda: pd.DataFrame({"x": [3]}))
+    assert table["x"].tolist() == [3]
+
+
+def test_failed_compute_leaves_no_artifact(tmp_path):
+    store = Store(tmp_path)
+
+    def boom():
+        raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError):
+        store.load_or_compute("models", {"c": 3}, boom)
+    assert not store.path("models", {"c": 3}, ".pt").exists()
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "f.bin"
+    atomic_write_bytes(b"old", path)
+
+    def crash(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(b"new", path)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left
+
+
+def test_checkpoints_refuse_pickled_code(tmp_path):
+    store = Store(tmp_path)
+    store.load_or_compute("models", {"d": 4}, lambda: {"w": torch.zeros(1)})
+    path = store.path("models", {"d": 4}, ".pt")
+    torch.save({"w": object.__new__(type("Evil", (), {})), "_key": spec_key({"d": 4})}, path)
+    with pytest.warns(UserWarning, match="corrupt"):
+        Store(tmp_path).load_or_compute("models", {"d": 4}, lambda: {"w": torch.ones(1)})

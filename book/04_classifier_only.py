@@ -71,9 +71,10 @@ def backbone_changes(model) -> list[str]:
 # For each forget set: the Original, Retrain, and every method run on the full model and on
 # the classifier only (UNSIR learns noise in input space, so its classifier-only run goes
 # through the images; the others use the fast path on cached features, which gives the same
-# classifier — shown further down). Run time (RTE) is the wall time of the unlearning run; for
-# classifier-only runs it includes the feature extraction. Full-model runs are shared with the
-# previous chapters through the artifact store.
+# classifier — shown further down). Run time (RTE) is the wall time of the unlearning run; the
+# cached-feature runs of a forget set share one feature extraction, which is not in their RTE
+# (its cost is shown in the comparison of the two paths below). Full-model runs are shared with
+# the previous chapters through the artifact store.
 
 # %%
 rows, backbone = [], []
@@ -88,7 +89,8 @@ for fs in exp.profile.forget_sets:
         else:
             learnt = exp.unlearned(method, fs, "classifier_only")
             rows.append(exp.evaluate(learnt, fs).assign(computed_as="classifier_only"))
-        backbone.append({"method": method, "forget_set": fs.name, "changed": backbone_changes(learnt)})
+        backbone.append({"method": method, "forget_set": fs.name,
+                         "changed": backbone_changes(learnt.model)})
 table = pd.concat(rows, ignore_index=True)
 table["computed_as"] = table["computed_as"].fillna(table["variant"])
 print("saved", results.save(table, exp.profile, "04_classifier_only", "table2"))
@@ -107,7 +109,7 @@ print(f"{len(backbone)} classifier-only models: every tensor outside fc is bitwi
 
 # %%
 order = ["original", "retrain", *methods]
-wide = results.accuracy_table(table, exp.profile, by=("model", "variant"), order=order)
+wide = results.accuracy_table(table, exp.profile, by=("model", "variant"))
 seconds = (results.with_bucket(table[table["head"] == "output"], exp.profile)
            .drop_duplicates(["bucket", "model", "variant", "forget_set"])
            .groupby(["bucket", "model", "variant"])["seconds"].mean())
@@ -115,9 +117,18 @@ wide[("RTE", "s")] = [f"{seconds.get(index, float('nan')):.1f}" for index in wid
 wide
 
 # %% [markdown]
+# How to read it: in every classifier-only row the LP and NCC columns repeat the Original's,
+# because the features are the Original's. Wherever a method's classifier-only output forget
+# accuracy is as low as its full-model one, at a similar retain accuracy, the method's
+# output-level result is reachable without changing a single feature — so it cannot, by itself,
+# be evidence that the features forgot anything. The full-model rows then tell how much more
+# the method did: compare their LP and NCC forget columns with the Original's and Retrain's.
+# Gao et al. (2026) report this comparison for their baselines; their Table 2 numbers are not
+# available to us, so none are printed here.
+
+# %% [markdown]
 # The run times side by side: full model vs classifier only, per method (mean over all forget
-# sets). The classifier-only runs on cached features spend most of their time extracting the
-# features once.
+# sets).
 
 # %%
 rte = (table[(table["head"] == "output") & table["model"].isin(methods)]
@@ -125,7 +136,7 @@ rte = (table[(table["head"] == "output") & table["model"].isin(methods)]
        .pivot_table(index="model", columns="variant", values="seconds", aggfunc="mean")
        .reindex(methods))
 rte["speed-up"] = rte["full"] / rte["classifier_only"]
-rte.loc[list(TRAINING_FREE), "speed-up"] = float("nan")  # the same run
+rte.loc[[m for m in TRAINING_FREE if m in rte.index], "speed-up"] = float("nan")  # one run
 results.save(rte.reset_index(), exp.profile, "04_classifier_only", "run_times")
 rte.round(2)
 
@@ -133,7 +144,7 @@ rte.round(2)
 forget = table[(table["split"] == "forget") & table["model"].isin(methods)]
 grid = sns.catplot(forget, x="model", y="accuracy", hue="variant", col="head", kind="bar",
                    order=methods, col_order=list(HEADS), hue_order=["full", "classifier_only"],
-                   errorbar="sd", height=3.6, aspect=1.35)
+                   errorbar=("pi", 100), height=3.6, aspect=1.35)
 for ax, head in zip(grid.axes.flat, HEADS):
     ref = table[(table["split"] == "forget") & (table["head"] == head)]
     for model, style in (("original", "--"), ("retrain", ":")):
@@ -143,8 +154,8 @@ for ax, head in zip(grid.axes.flat, HEADS):
 grid.axes.flat[0].legend(fontsize=8, loc="upper left")
 grid.set_titles("{col_name} head")
 grid.set_axis_labels("method", "test forget accuracy (%)")
-grid.figure.suptitle("forget accuracy, full model vs classifier only "
-                     "(mean over forget sets ± sd; dashed: Original, dotted: Retrain)", y=1.04)
+grid.figure.suptitle("forget accuracy, full model vs classifier only (mean over forget sets, "
+                     "whiskers: their range; dashed: Original, dotted: Retrain)", y=1.04)
 plt.show()
 
 # %% [markdown]
@@ -197,12 +208,15 @@ comparison
 #
 # Checked above at every profile: every classifier-only model (and SVD and prune) has every
 # tensor outside the last layer, BatchNorm statistics included, bitwise equal to the
-# Original's. On the real profiles:
+# Original's. The verdicts below are computed at every profile and asserted on the real ones:
 #
 # - classifier-only **RL** and **NegGrad+** reach an output forget accuracy of **at most 5%**
 #   (mean over the forget sets) with an output retain accuracy **at most 2 pp below** the
 #   Original's (mean over the same forget sets) — the paper's finding that the classifier alone
-#   suffices for output-level forgetting;
+#   suffices for output-level forgetting. Both start from a zeroed classifier with the
+#   profile's own schedule; NegGrad+ takes one gradient-clipped step per retain batch, so a short
+#   schedule may leave its classifier short of the Original's retain accuracy, and the verdict
+#   shows it when it does;
 # - the **LP and NCC** accuracies of every classifier-only model **equal** the Original's
 #   exactly (no tolerance), per forget set and split, and the penultimate features of one
 #   classifier-only model (RL, first forget set) are bitwise identical to the Original's;
@@ -210,32 +224,37 @@ comparison
 #   99.5% of test predictions equal.
 
 # %%
+output = table[table["head"] == "output"]
+reference = output[output["model"] == "original"].groupby("split")["accuracy"].mean()
+verdicts = []
+for method in ("rl", "neggrad_plus"):
+    mine = output[(output["model"] == method) & (output["variant"] == "classifier_only")]
+    mine = mine.groupby("split")["accuracy"].mean()
+    gap = mine["retain"] - reference["retain"]
+    verdicts += [(f"classifier-only {method}: output forget <= 5%", mine["forget"],
+                  mine["forget"] <= 5),
+                 (f"classifier-only {method}: output retain - Original's >= -2 pp", gap, gap >= -2)]
+
+feature_heads = table[table["head"].isin(["lp", "ncc"])]
+keys = ["forget_set", "head", "split"]
+base = feature_heads[feature_heads["model"] == "original"].set_index(keys)["accuracy"]
+learnt = feature_heads[(feature_heads["variant"] == "classifier_only")
+                       & (feature_heads["computed_as"] == "classifier_only")]
+for method, part in learnt.groupby("model", sort=False):
+    diff = (part.set_index(keys)["accuracy"] - base).dropna().abs().max()
+    verdicts.append((f"classifier-only {method}: LP and NCC = Original's (max |difference|)",
+                     diff, diff == 0))
+
+one = exp.unlearned("rl", exp.profile.forget_sets[0], "classifier_only")
+# Extracted afresh through each network (the book's feature cache would reuse the Original's).
+identical = torch.equal(extract(one.model, exp.data.test)[0], extract(original.model, exp.data.test)[0])
+verdicts += [("classifier-only rl: features bitwise the Original's", float(identical), identical),
+             ("paths: max |weight difference| <= 1e-4", weight_gap, weight_gap <= 1e-4),
+             ("paths: test predictions agree >= 99.5%", agreement, agreement >= 99.5)]
+verdicts = pd.DataFrame(verdicts, columns=["check", "value", "holds"])
+results.save(verdicts, exp.profile, "04_classifier_only", "checks")
+print(verdicts.round(4).to_string(index=False))
 if checks:
-    output = table[table["head"] == "output"]
-    reference = output[output["model"] == "original"].groupby("split")["accuracy"].mean()
-    for method in ("rl", "neggrad_plus"):
-        mine = output[(output["model"] == method) & (output["variant"] == "classifier_only")]
-        mine = mine.groupby("split")["accuracy"].mean()
-        print(f"classifier-only {method}: output forget {mine['forget']:.2f}%, retain "
-              f"{mine['retain']:.2f}% (Original retain {reference['retain']:.2f}%)")
-        assert mine["forget"] <= 5.0, (method, mine["forget"])
-        assert mine["retain"] >= reference["retain"] - 2.0, (method, mine["retain"], reference["retain"])
-
-    feature_heads = table[table["head"].isin(["lp", "ncc"])]
-    keys = ["forget_set", "head", "split"]
-    base = feature_heads[feature_heads["model"] == "original"].set_index(keys)["accuracy"]
-    learnt = feature_heads[(feature_heads["variant"] == "classifier_only")
-                           & (feature_heads["computed_as"] == "classifier_only")]
-    for method, part in learnt.groupby("model"):
-        same = part.set_index(keys)["accuracy"].eq(base.reindex(part.set_index(keys).index))
-        assert same.all(), (method, part[~same.values])
-    print(f"LP and NCC of {learnt['model'].nunique()} classifier-only methods equal the Original's "
-          f"on {learnt['forget_set'].nunique()} forget sets")
-
-    one = exp.unlearned("rl", exp.profile.forget_sets[0], "classifier_only")
-    for part in ("train", "test"):
-        assert torch.equal(getattr(exp.features(one), part), getattr(exp.features(original), part)), part
-    print("features of classifier-only RL are bitwise the Original's")
-
-    assert weight_gap <= 1e-4 and agreement >= 99.5, (weight_gap, agreement)
+    failed = verdicts[~verdicts["holds"]]
+    assert failed.empty, f"claims do not hold on this run:\n{failed}"
 print("checks passed" if checks else "checks skipped on the smoke profile")

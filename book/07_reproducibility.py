@@ -64,8 +64,7 @@ models = exp.models(METHODS)
 models |= exp.models(CMF_METHODS, "cmf", references=False)
 models |= exp.models(CLASSIFIER_ONLY, "classifier_only", references=False)
 accuracy = exp.accuracy(models)
-singles = set(exp.profile.buckets["single"])
-attacked = {key: m for key, m in models.items() if key[-1] in singles}
+attacked = {key: m for key, m in models.items() if key[-1] in exp.profile.attacked_forget_sets}
 curves = pd.concat([exp.relearning(m, key[-1]) for key, m in attacked.items()], ignore_index=True)
 curves = curves.drop_duplicates(["model", "variant", "forget_set", "attack", "step"])
 auc = recovery_table(curves, by=("model", "variant", "forget_set", "attack"))

@@ -50,3 +50,10 @@ def test_forget_set_parsing():
 def test_unknown_method_names_valid_choices():
     with pytest.raises(ValueError, match="no settings for method 'nope'.*rl"):
         get_profile("smoke").method("nope")
+
+
+def test_attacked_forget_sets_follow_the_attack_budget():
+    default = get_profile("default")
+    assert default.attacked_forget_sets == default.buckets["single"][:default.attack.forget_sets]
+    every = resolve("default", {"attack.forget_sets": None})
+    assert every.attacked_forget_sets == every.buckets["single"]

@@ -3,11 +3,14 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from illusion.geometry import (NC_KEYS, alignment_cosines, forget_row_sweep, nc_metrics,
-                               simplex_etf, simplex_etf_features, theory_bounds)
+from illusion.geometry import (NC_KEYS, alignment_cosines, forget_row_dynamics,
+                               forget_row_sweep, forget_row_window, nc_metrics,
+                               replace_forget_row, simplex_etf, simplex_etf_features,
+                               theory_bounds)
 
 
 @pytest.mark.parametrize("K,d", [(5, 8), (10, 9), (2, 3)])
@@ -137,3 +140,115 @@ def test_forget_row_sweep_matches_the_theory(K):
     assert (part_below["retain_accuracy"] == 100).all()
     assert (part_above["retain_accuracy"] == 0).all()     # too strong: retain samples go to f
     assert (part_above["forget_accuracy"] == 0).all()
+
+
+def test_replace_forget_row_by_hand():
+    # Two classes on the axes, W = I: the forget logit of class 1 becomes -c h_2 (or
+    # -c (h_2 - 1) with the centre at (0, 1)).
+    features, labels, W = [[1.0, 0.0], [0.0, 1.0]], [0, 1], torch.eye(2)
+    sweep = replace_forget_row(features, labels, W, None, 1, [0.0, 1.0], [-2.0, 0.5])
+    assert sweep["forget_accuracy"].tolist() == [100.0, 0.0]  # logit 2 > 0, then -0.5 < 0
+    assert sweep["retain_accuracy"].tolist() == [100.0, 100.0]  # sample 0: logit 0 < 1
+    # Centred at (0, 1): sample 0 gets forget logit +c, which beats its own logit 1 at c = 2.
+    centred = replace_forget_row(features, labels, W, None, 1, [0.0, 1.0], [0.5, 2.0],
+                                 center=[0.0, 1.0])
+    assert centred["retain_accuracy"].tolist() == [100.0, 0.0]
+    # A bias on the other rows moves the comparison: b_0 = -3 lets a weak forget row win.
+    biased = replace_forget_row(features, labels, W, [-3.0, 0.0], 1, [0.0, 1.0], [-0.5])
+    assert biased["forget_accuracy"].tolist() == [100.0]
+    assert biased["retain_accuracy"].tolist() == [0.0]
+    # forget_row_sweep is the special case W = alpha M, direction mu_f.
+    h, y, M = simplex_etf_features(6, 7, 3, noise=0.3, seed=8)
+    cs = np.geomspace(1e-3, 1e3, 9)
+    a = forget_row_sweep(h, y, M, 2.0, 4, cs)
+    b = replace_forget_row(h, y, 2.0 * M, None, 4, M[4], cs)
+    assert a.equals(b)
+    with pytest.raises(ValueError, match="valid choices: 0..1"):
+        replace_forget_row(features, labels, W, None, 2, [0.0, 1.0], [1.0])
+    with pytest.raises(ValueError, match="do not fit"):
+        replace_forget_row(features, labels, torch.eye(3), None, 1, [0.0, 1.0], [1.0])
+
+
+def test_forget_row_window_known_answer():
+    sweep = pd.DataFrame({"c": [0.1, 0.2, 0.5, 1.0, 2.0, 5.0],
+                          "retain_accuracy": [90.0, 90.0, 89.0, 91.0, 80.0, 10.0],
+                          "forget_accuracy": [50.0, 4.0, 0.0, 0.0, 0.0, 0.0]})
+    w = forget_row_window(sweep, reference_retain=90.0)
+    assert (w["best_c"], w["best_retain"], w["best_forget"]) == (1.0, 91.0, 0.0)
+    assert (w["low"], w["high"]) == (0.2, 1.0)
+    assert w["log10_width"] == pytest.approx(math.log10(5.0))
+    assert w["share"] == pytest.approx(3 / 6)
+    none = forget_row_window(sweep.assign(forget_accuracy=50.0), 90.0)
+    assert math.isnan(none["best_c"]) and math.isnan(none["low"]) and none["log10_width"] == 0.0
+    with pytest.raises(ValueError, match="columns"):
+        forget_row_window(sweep.drop(columns="c"), 90.0)
+
+
+def test_ga_dynamics_cross_the_window_on_exact_collapse():
+    K, alpha, lr = 6, 1.0, 0.05
+    h, y, M = simplex_etf_features(K, K, 3, seed=9)
+    low, high = theory_bounds(alpha, K)
+    steps = int(1.5 * alpha * K / lr)
+    d = forget_row_dynamics(h, y, alpha * M, None, 2, steps, lr, mode="ga")
+    assert list(d["step"]) == list(range(steps + 1)) and set(d["class"]) == {2}
+    # The row stays on the line of mu_f (cos = +-1) and walks down it: c = -along grows.
+    assert np.allclose(d["cosine"].abs(), 1.0, atol=1e-9)
+    assert (np.diff(d["along"]) < 0).all()
+    assert d["cosine"].iloc[0] == pytest.approx(1.0) and d["cosine"].iloc[-1] == pytest.approx(-1.0)
+    assert np.allclose(d["retain_norm"], alpha) and (d["bias"] == 0).all()  # others fixed
+    # The proposition decides the accuracies at every step, and GA leaves through the top.
+    c = -d["along"]
+    inside = (c > low) & (c < high)
+    perfect = (d["forget_accuracy"] == 0) & (d["retain_accuracy"] == 100)
+    assert inside.any() and (c.iloc[-1] > high)
+    assert (perfect == inside).all()
+
+
+def test_rl_dynamics_flip_the_forget_row_and_keep_retain():
+    K = 5
+    h, y, M = simplex_etf_features(K, K, 4, seed=10)
+    d = forget_row_dynamics(h, y, M, torch.zeros(K), 0, 600, 1.0, mode="rl", every=100, seed=1)
+    assert list(d["step"]) == [0, 100, 200, 300, 400, 500, 600]
+    assert d["cosine"].iloc[-1] < -0.99 and d["forget_accuracy"].iloc[-1] == 0
+    assert (d["retain_accuracy"] == 100).all()
+    assert d["bias"].iloc[-1] < 0  # the bias helps push the forget class down
+    again = forget_row_dynamics(h, y, M, torch.zeros(K), 0, 600, 1.0, mode="rl", every=100, seed=1)
+    assert again.equals(d)  # seeded relabelling
+
+
+def test_ga_on_nonnegative_features_is_monotone_and_reaches_its_limit():
+    # Non-negative (post-ReLU-like) features: each GA step lowers the forget logit of every
+    # input, so forget accuracy never rises and retain accuracy never falls; the row turns to
+    # minus the raw forget mean.
+    generator = torch.Generator().manual_seed(11)
+    K, d, n = 4, 8, 50
+    centres = 2.0 * torch.rand(K, d, generator=generator, dtype=torch.float64)
+    y = torch.arange(K).repeat_interleave(n)
+    h = (centres[y] + 0.7 * torch.randn(K * n, d, generator=generator, dtype=torch.float64)).relu()
+    W = torch.randn(K, d, generator=generator, dtype=torch.float64)
+    b = torch.randn(K, generator=generator, dtype=torch.float64)
+    for train_bias in (True, False):
+        dyn = forget_row_dynamics(h, y, W, b, 1, 3000, 0.05, mode="ga", every=10,
+                                  train_bias=train_bias)
+        assert dyn["forget_accuracy"].iloc[0] > 0 and dyn["forget_accuracy"].iloc[-1] == 0
+        assert (dyn["forget_accuracy"].diff().dropna() <= 0).all()
+        assert (dyn["retain_accuracy"].diff().dropna() >= 0).all()
+        assert (dyn["bias"] == float(b[1])).all() != train_bias
+    mean_f = h[y == 1].mean(0)
+    limit = -float(torch.nn.functional.cosine_similarity(mean_f, mean_f - h.mean(0), dim=0))
+    assert dyn["cosine"].iloc[-1] == pytest.approx(limit, abs=0.02)
+    assert abs(dyn["cosine"].iloc[0] - limit) > 0.1
+
+
+def test_dynamics_several_forget_classes_and_bad_input():
+    h, y, M = simplex_etf_features(5, 5, 2, seed=12)
+    d = forget_row_dynamics(h, y, M, None, [3, 1], 4, 0.1, mode="ga", every=2)
+    assert d[["step", "class"]].values.tolist() == [[0, 1], [0, 3], [2, 1], [2, 3], [4, 1], [4, 3]]
+    test = forget_row_dynamics(h, y, M, None, 1, 0, 0.1, test=(h[y == 1], y[y == 1]))
+    assert test["forget_accuracy"].iloc[0] == 100 and math.isnan(test["retain_accuracy"].iloc[0])
+    with pytest.raises(ValueError, match=r"valid choices: \['ga', 'rl'\]"):
+        forget_row_dynamics(h, y, M, None, 1, 3, 0.1, mode="sgd")
+    with pytest.raises(ValueError, match="some \\(not all\\) rows"):
+        forget_row_dynamics(h, y, M, None, 7, 3, 0.1)
+    with pytest.raises(ValueError, match="lr > 0"):
+        forget_row_dynamics(h, y, M, None, 1, 3, 0.0)

@@ -113,12 +113,14 @@ def _unfreeze(model: nn.Module) -> nn.Module:
 
 def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
         ctx: Context | None = None, use_cached_features: bool | None = None,
-        ) -> tuple[nn.Module, float]:
+        features: ForgetSplit | None = None) -> tuple[nn.Module, float]:
     """Classifier-only version of method ``name``; same signature and result as
     :func:`illusion.unlearn.unlearn`: (a new model whose only changed tensors are ``fc``'s,
     seconds). ``use_cached_features`` None takes the fast feature path when the method allows
     it (not in ``IMAGE_ONLY``); its seconds include the feature extraction. The context's hooks
-    always receive a full model (backbone + the classifier being learnt)."""
+    always receive a full model (backbone + the classifier being learnt). ``features``, the
+    :func:`feature_split` of ``model`` and ``split``, saves the extraction when many methods
+    run on one model (its time is then not in the returned seconds)."""
     get_method(name)  # unknown names fail here, before any work
     ctx = ctx or Context()
     if use_cached_features is None:
@@ -136,7 +138,7 @@ def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
     device = next(model.parameters()).device
     _sync(device)
     start = time.perf_counter()
-    cached = feature_split(model, split)
+    cached = features if features is not None else feature_split(model, split)
     _sync(device)
     extract_seconds = time.perf_counter() - start
     full = copy.deepcopy(model)  # the backbone the learnt classifier is put back on

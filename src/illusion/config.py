@@ -119,6 +119,19 @@ class HeadConfig:
 
 
 @dataclass(frozen=True)
+class AttackConfig:
+    """Relearning attacks (chapter 6): one budget of SGD steps for every attacked model, on
+    the first ``forget_sets`` single-class forget sets (None: all of them)."""
+
+    steps: int = 100
+    lr: float = 0.01
+    batch_size: int = 128
+    eval_every: int = 10
+    shots: int = 5
+    forget_sets: int | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     data: DataConfig
@@ -128,6 +141,7 @@ class Profile:
     buckets: Mapping[str, tuple[ForgetSet, ...]]
     methods: Mapping[str, MethodConfig]
     heads: HeadConfig = HeadConfig()
+    attack: AttackConfig = AttackConfig()
     # Settings that differ when a method runs as a variant, e.g. {"cmf": {"rl": ...}}.
     variant_methods: Mapping[str, Mapping[str, MethodConfig]] = field(default_factory=dict)
     seed: int = 1234
@@ -148,6 +162,11 @@ class Profile:
     def forget_sets(self) -> tuple[ForgetSet, ...]:
         """Every forget set of every bucket, in bucket order, without repeats."""
         return tuple(dict.fromkeys(s for sets in self.buckets.values() for s in sets))
+
+    @property
+    def attacked_forget_sets(self) -> tuple[ForgetSet, ...]:
+        """The single-class forget sets the relearning attacks run on."""
+        return tuple(self.buckets.get("single", ()))[:self.attack.forget_sets]
 
     def bucket_of(self, forget_set: ForgetSet) -> str:
         return next(b for b, sets in self.buckets.items() if forget_set in sets)
@@ -200,23 +219,38 @@ def _smoke() -> Profile:
         methods=_method_table(default=quick),
         variant_methods={"cmf": _cmf_table(default=quick)},
         heads=HeadConfig(lbfgs_max_iter=50, sgd_epochs=2),
+        attack=AttackConfig(steps=6, batch_size=32, eval_every=3),
     )
 
 
 def _default() -> Profile:
-    # Sizes chosen by measurement on a 2-core CPU (see the reproducibility page and
-    # benchmarks/): the whole book stays within its time budget.
+    # Sizes chosen by measurement on a 2-core CPU (benchmarks/; the reproducibility page shows
+    # the run times): 1,000 training images per class and a ResNet-18 of width 8 reach ~89%
+    # test accuracy in 15 epochs (500 per class: 86.5%; width 16 with 600 per class: 87.2%).
+    # Retrain gets 2/3 of the Original's epochs, the paper's ratio (200 vs 300).
     recipe = dict(lr=0.05, batch_size=128, warmup_epochs=1, patience=None, crop_padding=2,
                   flip=True)
     return Profile(
         name="default",
-        data=DataConfig("fashion-mnist", train_per_class=500, test_per_class=200),
+        data=DataConfig("fashion-mnist", train_per_class=1000, test_per_class=200),
         model=ModelConfig("resnet18", width=8),
         original=TrainConfig(epochs=15, **recipe),
-        retrain=TrainConfig(epochs=15, **recipe),
+        retrain=TrainConfig(epochs=10, **recipe),
         buckets={"single": [(6,), (0,), (8,)], "multi": [(2, 4, 6)]},
-        methods=_method_table(default=dict(epochs=2, batch_size=128)),
-        variant_methods={"cmf": _cmf_table(default=dict(epochs=2))},
+        attack=AttackConfig(steps=20, batch_size=64, eval_every=5, forget_sets=1),
+        # The reference LP protocol with the paper's longer budget (150 epochs, its setting for
+        # datasets other than CIFAR-10): at 20 epochs SGD has not converged on these features.
+        # The L-BFGS probe's L2 weight is calibrated to it on the Original and Retrain models
+        # (1e-4 was 1-3 pp stronger than SGD on Retrain; 1e-3 is within 0.5 pp).
+        heads=HeadConfig(lbfgs_l2=1e-3, sgd_epochs=150),
+        # One epoch of unlearning: ~70 steps of batch 128, at LRs ~10-100x the paper's.
+        methods=_method_table(default=dict(epochs=1, batch_size=128)),
+        variant_methods={"cmf": _cmf_table(default=dict(epochs=1)),
+                         # The classifier restarts from zero (the full model starts from a
+                         # trained one); on cached features an epoch costs milliseconds.
+                         "classifier_only": {m: dataclasses.replace(c, epochs=5)
+                                             for m, c in _method_table(default=dict(epochs=1)).items()
+                                             if c.epochs > 0}},
     )
 
 
@@ -294,13 +328,15 @@ def _method_table(default: Mapping | None = None, paper_column: int | None = Non
 
 def _cmf_table(paper_column: int | None = None, default: Mapping | None = None) -> dict:
     """CMF variants (REFERENCE §8): ``prepare`` is the 1-epoch CE fine-tune on CMF logits;
-    the others are the methods' settings under CMF. Gradient norm clipped to 1.0."""
+    the others are the methods' settings under CMF. Gradient norm clipped to 1.0. Off the
+    paper's datasets a CMF variant takes its base method's laptop LR (the paper's CMF/base LR
+    ratios range from 1x to 50x across methods and datasets, so none carries over)."""
     #                  epochs batch  LR: C10,  C100,  Tiny    laptop LR  options
     table = {
         "prepare":      (1, 128, (3e-4, 3e-4, 1e-4), 3e-4, {"weight_decay": 1e-4}),
-        "rl":           (4, 128, (2e-3, 2e-3, 1e-2), 2e-3, {}),
-        "salun":        (4, 128, (2e-3, 2e-3, 1e-2), 2e-3, {"sparsity": 0.5}),
-        "neggrad_plus": (3, 128, (1e-4, 1e-4, 3e-5), 1e-3, {"clip": 1.0, "forget_weight": 0.5}),
+        "rl":           (4, 128, (2e-3, 2e-3, 1e-2), 1e-2, {}),
+        "salun":        (4, 128, (2e-3, 2e-3, 1e-2), 1e-2, {"sparsity": 0.5}),
+        "neggrad_plus": (3, 128, (1e-4, 1e-4, 3e-5), 1e-2, {"clip": 1.0, "forget_weight": 0.5}),
         "scrub":        (3, 64, (5e-3, 5e-3, 1e-3), 5e-3,
                          {"temperature": 4.0, "max_epochs": 2, "alpha": 0.001, "gamma": 0.99,
                           "lr_decay_epochs": [3, 5, 9]}),
@@ -313,8 +349,10 @@ def _cmf_table(paper_column: int | None = None, default: Mapping | None = None) 
             methods[name] = MethodConfig(epochs, paper_lrs[paper_column], batch, dict(options))
         else:
             settings = {"epochs": epochs, "lr": laptop_lr, "batch_size": batch, **(default or {})}
-            if name in ("prepare", "scrub"):
+            if name == "prepare":
                 settings.update(epochs=epochs, batch_size=batch)
+            if name == "scrub":
+                settings.update(batch_size=batch)
             methods[name] = MethodConfig(**settings, options=dict(options))
     return methods
 

@@ -13,6 +13,7 @@ re-runs share what is already computed and recompute exactly what a changed sett
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -60,15 +61,19 @@ class Trained:
 @dataclass
 class Variant:
     """How a method is run: ``base`` gives the model it starts from (Original, or a
-    CMF-prepared Original), ``run`` runs the named method on it."""
+    CMF-prepared Original), ``run`` runs the named method on it, with the extra keyword
+    arguments ``inputs`` gives (shared, precomputed inputs)."""
 
     base: Callable[["Experiment"], Trained]
     run: Callable[..., tuple[nn.Module, float]]  # (name, model, split, cfg, ctx) -> (model, s)
+    inputs: Callable[["Experiment", ForgetSet], dict] = lambda exp, forget_set: {}
 
 
 VARIANTS: dict[str, Variant] = {
     "full": Variant(base=lambda exp: exp.original(), run=unlearn),
-    "classifier_only": Variant(base=lambda exp: exp.original(), run=classifier_only.run),
+    # The frozen backbone's features are extracted once per forget set, for every method.
+    "classifier_only": Variant(base=lambda exp: exp.original(), run=classifier_only.run,
+                               inputs=lambda exp, fs: {"features": exp.original_feature_split(fs)}),
     "cmf": Variant(base=lambda exp: exp.cmf_original(), run=cmf.run),
 }
 
@@ -83,6 +88,7 @@ class Experiment:
         self._splits: dict[ForgetSet, ForgetSplit] = {}
         self._models: dict[str, Trained] = {}
         self._features: dict[str, Features] = {}
+        self._feature_splits: dict[ForgetSet, ForgetSplit] = {}
 
     # ---------------------------------------------------------------- data
     @property
@@ -183,8 +189,9 @@ class Experiment:
                 "forget_set": forget_set, "parent": base.key, "seed": self.profile.seed}
 
         def compute():
-            model, seconds = VARIANTS[variant].run(method, base.model, self.split(forget_set),
-                                                   cfg, self.context())
+            run = VARIANTS[variant]
+            model, seconds = run.run(method, base.model, self.split(forget_set), cfg,
+                                     self.context(), **run.inputs(self, forget_set))
             return model, {"seconds": seconds}
         return self._trained(method, variant, forget_set, spec, compute,
                              build=lambda: copy.deepcopy(base.model))
@@ -207,12 +214,32 @@ class Experiment:
         """Tidy Output/LP/NCC accuracies of ``models`` (as returned by :meth:`models`)."""
         return pd.concat([self.evaluate(m, key[-1]) for key, m in models.items()], ignore_index=True)
 
+    def original_feature_split(self, forget_set: ForgetSet) -> ForgetSplit:
+        """The forget split with images replaced by the Original's penultimate features."""
+        if forget_set not in self._feature_splits:
+            self._feature_splits[forget_set] = classifier_only.feature_split(
+                self.original().model, self.split(forget_set))
+        return self._feature_splits[forget_set]
+
     # ---------------------------------------------------------------- evaluation
     def features(self, trained: Trained) -> Features:
-        """Penultimate features of the training and test splits, extracted once per model."""
+        """Penultimate features of the training and test splits, extracted once per model.
+
+        A model whose backbone is bitwise the Original's (classifier-only unlearning) has the
+        Original's features by construction: they are reused, only its logits are recomputed.
+        """
         if trained.key not in self._features:
-            self._features[trained.key] = features(trained.model, self.data.train, self.data.test,
-                                                   self.profile.heads.feature_batch_size)
+            original = self.original()
+            if trained.key != original.key and _same_backbone(trained.model, original.model):
+                f = self.features(original)
+                with torch.no_grad():
+                    logits = [trained.model.fc(x).float() for x in (f.train, f.test)]
+                self._features[trained.key] = dataclasses.replace(
+                    f, train_logits=logits[0], test_logits=logits[1])
+            else:
+                self._features[trained.key] = features(trained.model, self.data.train,
+                                                       self.data.test,
+                                                       self.profile.heads.feature_batch_size)
         return self._features[trained.key]
 
     def evaluate(self, trained: Trained, forget_set: ForgetSet | int | str | None = None,
@@ -330,22 +357,30 @@ class Experiment:
         return self.store.table("curves", spec, compute)
 
     def relearning(self, trained: Trained, forget_set: ForgetSet | int | str | None = None,
-                   attacks: tuple[str, ...] = ("retain_finetune", "few_shot", "head_only"),
-                   steps: int = 30, lr: float = 0.01, eval_every: int = 10,
-                   shots: int = 5) -> pd.DataFrame:
-        """Relearning attack curves on a copy of ``trained`` (tidy: model, variant,
-        forget_set, attack, step, forget_accuracy, retain_accuracy), with one budget."""
+                   attacks: tuple[str, ...] = ("retain_finetune", "few_shot", "head_only")
+                   ) -> pd.DataFrame:
+        """Relearning attack curves on a copy of ``trained`` with the profile's budget (tidy:
+        model, variant, forget_set, attack, step, forget_accuracy, retain_accuracy)."""
         forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        budget = self.profile.attack
         spec = {"kind": "relearning", "model": trained.key, "forget_set": forget_set,
-                "attacks": list(attacks), "steps": steps, "lr": lr, "eval_every": eval_every,
-                "shots": shots, "seed": self.profile.seed}
+                "attacks": list(attacks), "budget": budget, "seed": self.profile.seed}
 
         def compute() -> pd.DataFrame:
-            curves = run_attacks(trained.model, self.split(forget_set), attacks, steps=steps,
-                                 lr=lr, eval_every=eval_every, seed=self.profile.seed,
-                                 shots=shots, train=self.data.train)
+            curves = run_attacks(trained.model, self.split(forget_set), attacks,
+                                 steps=budget.steps, lr=budget.lr, batch_size=budget.batch_size,
+                                 eval_every=budget.eval_every, seed=self.profile.seed,
+                                 shots=budget.shots, train=self.data.train)
             curves.insert(0, "model", trained.name)
             curves.insert(1, "variant", trained.variant)
             curves.insert(2, "forget_set", forget_set.name)
             return curves
         return self.store.table("relearning", spec, compute)
+
+
+def _same_backbone(model: nn.Module, other: nn.Module) -> bool:
+    """Whether every tensor outside the last layer is bitwise equal in both models."""
+    mine, theirs = model.state_dict(), other.state_dict()
+    if mine.keys() != theirs.keys():
+        return False
+    return all(torch.equal(v, theirs[k]) for k, v in mine.items() if not k.startswith("fc."))

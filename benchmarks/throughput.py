@@ -1,0 +1,75 @@
+"""Throughput of the default profile's building blocks on this machine.
+
+    .venv/bin/python benchmarks/throughput.py [--widths 8 12 16] [--batch-sizes 128 256]
+
+Prints training and inference images per second of the ResNet-18 layout (1 input channel,
+28x28, as on Fashion-MNIST) for each width and batch size, then the cost of one evaluation
+(feature extraction of the default profile's splits + every head). These numbers chose the
+default profile's sizes (see ``illusion/config.py``); run it before changing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from illusion.config import ForgetSet, HeadConfig
+from illusion.heads import Features, evaluate_features
+from illusion.models import build_model
+
+
+def images_per_second(model, batch_size: int, train: bool, repeats: int = 6) -> float:
+    x = torch.randn(batch_size, 1, 28, 28)
+    y = torch.randint(0, 10, (batch_size,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train(train)
+
+    def step():
+        if train:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        else:
+            with torch.no_grad():
+                model(x)
+    step(); step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return batch_size * repeats / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 12, 16])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--train-images", type=int, default=9000)
+    parser.add_argument("--test-images", type=int, default=2000)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'width':>5} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}")
+    for width in args.widths:
+        model = build_model("resnet18", 10, 1, width)
+        for batch_size in args.batch_sizes:
+            train = images_per_second(model, batch_size, train=True)
+            infer = images_per_second(model, 1024, train=False, repeats=3)
+            print(f"{width:>5} {batch_size:>5} {train:>12.0f} {infer:>12.0f}")
+    for width in args.widths:
+        model = build_model("resnet18", 10, 1, width)
+        feature_dim = model.feature_dim
+        g = torch.Generator().manual_seed(0)
+        n, m = args.train_images, args.test_images
+        feats = Features(torch.randn(n, feature_dim, generator=g), torch.arange(n) % 10,
+                         torch.randn(n, 10, generator=g), torch.randn(m, feature_dim, generator=g),
+                         torch.arange(m) % 10, torch.randn(m, 10, generator=g), 10)
+        start = time.perf_counter()
+        table = evaluate_features(feats, ForgetSet((6,)), HeadConfig())
+        print(f"width {width}: heads on cached features {time.perf_counter() - start:.2f} s "
+              f"(LP {table.loc[table['head'] == 'lp', 'seconds'].iloc[0]:.2f} s); "
+              f"feature extraction ~{(n + m) / images_per_second(model, 1024, False, 3):.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -38,16 +38,11 @@ import seaborn as sns
 import torch
 
 from illusion import results
-from illusion.experiment import Experiment
+from illusion.book import start
 from illusion.heads import HEADS
 from illusion.train import accuracy
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
-sns.set_theme(style="whitegrid", context="notebook")
-exp = Experiment(profile, overrides)
-checks = exp.profile.name != "smoke"  # claim checks run on real profiles only
-print(f"profile {exp.profile.name!r} on {exp.device}; resolved configuration:")
-print(exp.profile.describe())
+exp, checks = start(profile, overrides)
 
 # %% [markdown]
 # ## The data

@@ -28,22 +28,17 @@ overrides = {}
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
 
 from illusion import results
+from illusion.book import start
 from illusion.embedding import tsne
-from illusion.experiment import Experiment
 from illusion.heads import HEADS, class_means
 
-sns.set_theme(style="whitegrid", context="notebook")
-exp = Experiment(profile, overrides)
-checks = exp.profile.name != "smoke"
+exp, checks = start(profile, overrides)
 CHAPTER = "02_misalignment"
-print(f"profile {exp.profile.name!r} on {exp.device}; resolved configuration:")
-print(exp.profile.describe())
 
 # %% [markdown]
 # ## The methods

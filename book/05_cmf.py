@@ -76,17 +76,12 @@ import torch
 from torch.nn import functional as F
 
 from illusion import cmf, results
+from illusion.book import start
 from illusion.claims import PAPER_CIFAR10, paper_results
 from illusion.embedding import tsne
-from illusion.experiment import Experiment
 from illusion.heads import HEADS, class_means, ncc_predict
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
-sns.set_theme(style="whitegrid", context="notebook")
-exp = Experiment(profile, overrides)
-checks = exp.profile.name != "smoke"  # claim checks run on real profiles only
-print(f"profile {exp.profile.name!r} on {exp.device}; resolved configuration:")
-print(exp.profile.describe())
+exp, checks = start(profile, overrides)
 
 # %% [markdown]
 # The methods of Table 3 and their settings under CMF (the profile's `variant_methods["cmf"]`;

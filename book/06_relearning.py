@@ -41,15 +41,11 @@ import seaborn as sns
 
 from illusion import results
 from illusion.attacks import recovery_table
+from illusion.book import start
 from illusion.claims import claim_4
-from illusion.experiment import Experiment
 
-sns.set_theme(style="whitegrid", context="notebook")
-exp = Experiment(profile, overrides)
-checks = exp.profile.name != "smoke"
+exp, checks = start(profile, overrides)
 CHAPTER = "06_relearning"
-print(f"profile {exp.profile.name!r} on {exp.device}; resolved configuration:")
-print(exp.profile.describe())
 
 # %% [markdown]
 # ## The models and the budget

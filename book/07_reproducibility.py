@@ -34,14 +34,12 @@ import torch
 
 from illusion import results
 from illusion.attacks import recovery_table
-from illusion.book import chapters, timings_path
+from illusion.book import chapters, start, timings_path
 from illusion.claims import ledger
-from illusion.experiment import Experiment
 from illusion.paths import project_root
 
-exp = Experiment(profile, overrides)
+exp, _ = start(profile, overrides)
 CHAPTER = "07_reproducibility"
-print(f"profile {exp.profile.name!r} on {exp.device}")
 
 # %% [markdown]
 # ## The claims ledger

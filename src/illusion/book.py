@@ -22,6 +22,21 @@ def timings_path(profile: str) -> Path:
     return results_dir() / profile / "book" / "timings.csv"
 
 
+def start(profile: str, overrides: dict | None = None):
+    """The opening of every chapter: the :class:`~illusion.experiment.Experiment` of
+    ``profile`` with ``overrides`` (its resolved configuration printed), the plotting theme, and
+    whether claim checks run (on every profile but ``smoke``)."""
+    import seaborn as sns
+
+    from .experiment import Experiment
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    exp = Experiment(profile, overrides)
+    print(f"profile {exp.profile.name!r} on {exp.device}; resolved configuration:")
+    print(exp.profile.describe())
+    return exp, exp.profile.name != "smoke"
+
+
 def chapters(book_dir: Path) -> list[Path]:
     """Chapter sources in reading order: ``book/NN_name.py``."""
     return sorted(book_dir.glob("[0-9][0-9]_*.py"))

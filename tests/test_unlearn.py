@@ -121,7 +121,7 @@ def test_methods_train_only_what_the_context_says(trained, name):
 @pytest.mark.parametrize("name", ["ga", "neggrad_plus"])
 def test_ascent_methods_raise_the_forget_loss(trained, name):
     model, split = trained
-    assert forget_ce(run(name, model, split), split) > 3 * forget_ce(model, split)
+    assert forget_ce(run(name, model, split), split) > 2 * forget_ce(model, split)
 
 
 def test_random_label_drops_output_forget_accuracy(trained):
@@ -168,16 +168,16 @@ def test_scrub_moves_the_student_away_from_the_teacher_on_the_forget_set(trained
     from illusion.unlearn.scrub import distill_kl
 
     model, split = trained
-    # Enough max-steps on the tiny D_f for the effect to stand out from noise.
-    cfg = MethodConfig(2, 5e-2, 16, {"temperature": 4.0, "max_epochs": 2, "alpha": 0.001,
-                                     "gamma": 0.99, "lr_decay_epochs": []})
-    student = run("scrub", model, split, cfg).eval()
     model.eval()
-    with torch.no_grad():
-        kl = {part: distill_kl(student(s.x), model(s.x), 4.0).item()
-              for part, s in (("forget", split.forget_train), ("retain", split.retain_train))}
-    # Max-steps push the student away on D_f; min-steps keep it close on D_r.
-    assert kl["forget"] > 2 * kl["retain"]
+
+    def forget_kl(max_epochs: int) -> float:
+        cfg = MethodConfig(2, 5e-3, 16, {"temperature": 4.0, "max_epochs": max_epochs,
+                                         "alpha": 0.001, "gamma": 0.99, "lr_decay_epochs": []})
+        student = run("scrub", model, split, cfg).eval()
+        with torch.no_grad():
+            return distill_kl(student(split.forget_train.x), model(split.forget_train.x), 4.0).item()
+    # The max-steps on D_f are what push the student away from the teacher there.
+    assert forget_kl(2) > 1.5 * forget_kl(0)
 
 
 def test_unsir_noise_maximises_the_forget_class_error(trained):

@@ -36,6 +36,7 @@ from illusion import results
 from illusion.book import start
 from illusion.embedding import tsne
 from illusion.heads import HEADS, class_means
+from illusion.unlearn import BASELINES
 
 exp, checks = start(profile, overrides)
 CHAPTER = "02_misalignment"
@@ -49,7 +50,7 @@ CHAPTER = "02_misalignment"
 # hyper-parameters are the profile's (printed above); on `paper` they are the paper's.
 
 # %%
-METHODS = ["retain_ft", "rl", "salun", "neggrad_plus", "scrub", "unsir", "svd", "ga", "l1_sparse"]
+METHODS = list(BASELINES)
 MODEL_ORDER = ["original", "retrain", *METHODS]
 original = exp.original()
 models = exp.models(METHODS)  # {(name, variant, forget set): Trained}, Original and Retrain too

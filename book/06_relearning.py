@@ -43,6 +43,7 @@ from illusion import results
 from illusion.attacks import recovery_table
 from illusion.book import start
 from illusion.claims import claim_4
+from illusion.unlearn import BASELINES, CLASSIFIER_EDITS
 
 exp, checks = start(profile, overrides)
 CHAPTER = "06_relearning"
@@ -57,9 +58,9 @@ CHAPTER = "06_relearning"
 # set only.
 
 # %%
-METHODS = ["retain_ft", "rl", "salun", "neggrad_plus", "scrub", "unsir", "svd", "ga", "l1_sparse"]
+METHODS = list(BASELINES)
 CMF_METHODS = [m for m in exp.profile.variant_methods.get("cmf", {}) if m != "prepare"]
-CLASSIFIER_ONLY = [m for m in METHODS if m not in ("svd", "prune")]
+CLASSIFIER_ONLY = [m for m in METHODS if m not in CLASSIFIER_EDITS]
 SETS = exp.profile.attacked_forget_sets
 budget = exp.profile.attack
 print(f"attacked forget sets: {[fs.name for fs in SETS]}; {budget.steps} SGD steps of batch "

@@ -37,6 +37,7 @@ from illusion.attacks import recovery_table
 from illusion.book import chapters, start, timings_path
 from illusion.claims import ledger
 from illusion.paths import project_root
+from illusion.unlearn import BASELINES, CLASSIFIER_EDITS
 
 exp, _ = start(profile, overrides)
 CHAPTER = "07_reproducibility"
@@ -55,9 +56,9 @@ CHAPTER = "07_reproducibility"
 # under few-shot and head-only relearning (chapter 6).
 
 # %%
-METHODS = ["retain_ft", "rl", "salun", "neggrad_plus", "scrub", "unsir", "svd", "ga", "l1_sparse"]
+METHODS = list(BASELINES)
 CMF_METHODS = [m for m in exp.profile.variant_methods.get("cmf", {}) if m != "prepare"]
-CLASSIFIER_ONLY = [m for m in METHODS if m not in ("svd", "prune")]
+CLASSIFIER_ONLY = [m for m in METHODS if m not in CLASSIFIER_EDITS]
 models = exp.models(METHODS)
 models |= exp.models(CMF_METHODS, "cmf", references=False)
 models |= exp.models(CLASSIFIER_ONLY, "classifier_only", references=False)

@@ -63,6 +63,11 @@ class Context:
 
 
 Method = Callable[[nn.Module, ForgetSplit, MethodConfig, Context], nn.Module]
+
+# The paper's seven baselines and two standard methods beyond its tables, in the book's order.
+BASELINES = ("retain_ft", "rl", "salun", "neggrad_plus", "scrub", "unsir", "svd", "ga", "l1_sparse")
+# Training-free methods that only edit the last layer: classifier-only runs add nothing.
+CLASSIFIER_EDITS = ("svd", "prune")
 METHODS: dict[str, Method] = {}
 
 

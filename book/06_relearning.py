@@ -43,7 +43,7 @@ from illusion import results
 from illusion.attacks import recovery_table
 from illusion.book import start
 from illusion.claims import claim_4
-from illusion.unlearn import BASELINES, CLASSIFIER_EDITS
+from illusion.unlearn import BASELINES
 
 exp, checks = start(profile, overrides)
 CHAPTER = "06_relearning"
@@ -60,17 +60,13 @@ CHAPTER = "06_relearning"
 # %%
 METHODS = list(BASELINES)
 CMF_METHODS = [m for m in exp.profile.variant_methods.get("cmf", {}) if m != "prepare"]
-CLASSIFIER_ONLY = [m for m in METHODS if m not in CLASSIFIER_EDITS]
 SETS = exp.profile.attacked_forget_sets
 budget = exp.profile.attack
 print(f"attacked forget sets: {[fs.name for fs in SETS]}; {budget.steps} SGD steps of batch "
       f"{budget.batch_size} (lr {budget.lr}, momentum 0.9), evaluated every {budget.eval_every}; "
       f"few-shot: {budget.shots} images per forget class")
-models = exp.models(METHODS, forget_sets=SETS)
-models |= exp.models(CMF_METHODS, "cmf", forget_sets=SETS, references=False)
-models |= exp.models(CLASSIFIER_ONLY, "classifier_only", forget_sets=SETS, references=False)
-curves = pd.concat([exp.relearning(m, fs) for (_, _, fs), m in models.items()], ignore_index=True)
-curves = curves.drop_duplicates(["model", "variant", "forget_set", "attack", "step"])
+models = exp.all_variants(SETS)
+curves = exp.relearning_curves(models)
 results.save(curves, exp.profile, CHAPTER, "curves")
 auc = recovery_table(curves, by=("model", "variant", "forget_set", "attack"))
 results.save(auc, exp.profile, CHAPTER, "recovery_auc")

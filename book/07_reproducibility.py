@@ -37,7 +37,6 @@ from illusion.attacks import recovery_table
 from illusion.book import chapters, start, timings_path
 from illusion.claims import ledger
 from illusion.paths import project_root
-from illusion.unlearn import BASELINES, CLASSIFIER_EDITS
 
 exp, _ = start(profile, overrides)
 CHAPTER = "07_reproducibility"
@@ -56,16 +55,10 @@ CHAPTER = "07_reproducibility"
 # under few-shot and head-only relearning (chapter 6).
 
 # %%
-METHODS = list(BASELINES)
-CMF_METHODS = [m for m in exp.profile.variant_methods.get("cmf", {}) if m != "prepare"]
-CLASSIFIER_ONLY = [m for m in METHODS if m not in CLASSIFIER_EDITS]
-models = exp.models(METHODS)
-models |= exp.models(CMF_METHODS, "cmf", references=False)
-models |= exp.models(CLASSIFIER_ONLY, "classifier_only", references=False)
+models = exp.all_variants()
 accuracy = exp.accuracy(models)
 attacked = {key: m for key, m in models.items() if key[-1] in exp.profile.attacked_forget_sets}
-curves = pd.concat([exp.relearning(m, key[-1]) for key, m in attacked.items()], ignore_index=True)
-curves = curves.drop_duplicates(["model", "variant", "forget_set", "attack", "step"])
+curves = exp.relearning_curves(attacked)
 auc = recovery_table(curves, by=("model", "variant", "forget_set", "attack"))
 relearning = auc[auc["attack"].isin(["few_shot", "head_only"])]
 claims = ledger({"results": accuracy, "relearning": relearning},

@@ -34,7 +34,7 @@ from .mia import mia_efficacy
 from .models import build_model
 from .store import Store, spec_key
 from .train import fit, resolve_device
-from .unlearn import Context, unlearn
+from .unlearn import BASELINES, CLASSIFIER_EDITS, Context, unlearn
 
 
 @dataclass
@@ -210,6 +210,16 @@ class Experiment:
                 models[method, variant, fs] = self.unlearned(method, fs, variant)
         return models
 
+    def all_variants(self, forget_sets=None) -> dict[tuple[str, str, ForgetSet], Trained]:
+        """Original, Retrain and every baseline in full, as classifier-only (but the methods
+        that only edit the last layer) and as CMF (the methods the profile sets for it)."""
+        cmf_methods = [m for m in self.profile.variant_methods.get("cmf", {}) if m != "prepare"]
+        models = self.models(BASELINES, forget_sets=forget_sets)
+        models |= self.models(cmf_methods, "cmf", forget_sets=forget_sets, references=False)
+        models |= self.models([m for m in BASELINES if m not in CLASSIFIER_EDITS],
+                              "classifier_only", forget_sets=forget_sets, references=False)
+        return models
+
     def accuracy(self, models: Mapping[tuple[str, str, ForgetSet], Trained]) -> pd.DataFrame:
         """Tidy Output/LP/NCC accuracies of ``models`` (as returned by :meth:`models`)."""
         return pd.concat([self.evaluate(m, key[-1]) for key, m in models.items()], ignore_index=True)
@@ -355,6 +365,13 @@ class Experiment:
             table = pd.concat(rows, ignore_index=True)
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
+
+    def relearning_curves(self, models: Mapping[tuple[str, str, ForgetSet], Trained]) -> pd.DataFrame:
+        """:meth:`relearning` of every model of ``models`` on its forget set, stacked (the
+        Original, shared by every forget set's key, once per forget set)."""
+        curves = pd.concat([self.relearning(m, key[-1]) for key, m in models.items()],
+                           ignore_index=True)
+        return curves.drop_duplicates(["model", "variant", "forget_set", "attack", "step"])
 
     def relearning(self, trained: Trained, forget_set: ForgetSet | int | str | None = None,
                    attacks: tuple[str, ...] = ("retain_finetune", "few_shot", "head_only")

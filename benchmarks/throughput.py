@@ -17,7 +17,7 @@ import torch
 
 from illusion.config import ForgetSet, HeadConfig
 from illusion.heads import Features, evaluate_features
-from illusion.models import build_model
+from illusion.models import INFERENCE_BATCH_SIZE, build_model
 
 
 def images_per_second(model, batch_size: int, train: bool, repeats: int = 6) -> float:
@@ -45,17 +45,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--widths", type=int, nargs="+", default=[8, 12, 16])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--inference-batch-sizes", type=int, nargs="+",
+                        default=sorted({INFERENCE_BATCH_SIZE, 1024}))
     parser.add_argument("--train-images", type=int, default=9000)
     parser.add_argument("--test-images", type=int, default=2000)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'width':>5} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}")
+    print(f"{'width':>5} {'batch':>5} {'train img/s':>12}")
     for width in args.widths:
         model = build_model("resnet18", 10, 1, width)
         for batch_size in args.batch_sizes:
-            train = images_per_second(model, batch_size, train=True)
-            infer = images_per_second(model, 1024, train=False, repeats=3)
-            print(f"{width:>5} {batch_size:>5} {train:>12.0f} {infer:>12.0f}")
+            print(f"{width:>5} {batch_size:>5} {images_per_second(model, batch_size, True):>12.0f}")
+    # Inference (no gradient) in batches of each size; the library uses INFERENCE_BATCH_SIZE.
+    print(f"{'width':>5} {'batch':>5} {'infer img/s':>12}")
+    for width in args.widths:
+        model = build_model("resnet18", 10, 1, width)
+        for batch_size in args.inference_batch_sizes:
+            rate = images_per_second(model, batch_size, False, repeats=max(3, 4096 // batch_size))
+            print(f"{width:>5} {batch_size:>5} {rate:>12.0f}")
     for width in args.widths:
         model = build_model("resnet18", 10, 1, width)
         feature_dim = model.feature_dim
@@ -68,7 +75,7 @@ def main() -> None:
         table = evaluate_features(feats, ForgetSet((6,)), HeadConfig())
         print(f"width {width}: heads on cached features {time.perf_counter() - start:.2f} s "
               f"(LP {table.loc[table['head'] == 'lp', 'seconds'].iloc[0]:.2f} s); "
-              f"feature extraction ~{(n + m) / images_per_second(model, 1024, False, 3):.1f} s")
+              f"feature extraction ~{(n + m) / images_per_second(model, INFERENCE_BATCH_SIZE, False, 16):.1f} s")
 
 
 if __name__ == "__main__":

@@ -122,6 +122,19 @@ def test_head_only_uses_the_given_training_split(setting):
     assert curve["forget_accuracy"].max() < 5
 
 
+def test_head_only_on_cached_features_equals_extraction(setting):
+    """Features handed in (as Experiment.features gives them) replace the extraction: the
+    same curve, for a linear and for a CMF head."""
+    from illusion.heads import features
+    cmf = pytest.importorskip("illusion.cmf")
+    data, split, original, unlearned = setting
+    budget = dict(steps=20, lr=0.05, batch_size=32, eval_every=5, seed=2)
+    for model in (unlearned, cmf.attach(original, data.train)):
+        extracted = head_only(model, split, train=data.train, **budget)
+        cached = head_only(model, split, features=features(model, data.train, data.test), **budget)
+        pd.testing.assert_frame_equal(extracted, cached)
+
+
 def test_head_only_starts_from_a_cmf_head(setting):
     """A class-mean-feature head becomes an equivalent linear layer: step 0 is the CMF
     model's own accuracy, and the CMF model is left as it was."""

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .data import ForgetSplit, Split, batches
-from .heads import extract
+from .heads import Features, extract
 from .train import accuracy, autocast
 
 CURVE_COLUMNS = ("attack", "step", "forget_accuracy", "retain_accuracy")
@@ -177,18 +177,26 @@ def trainable_head(fc: nn.Module) -> tuple[nn.Linear, Callable[[torch.Tensor], t
 
 def head_only(model: nn.Module, split: ForgetSplit, train: Split | None = None,
               steps: int = 100, lr: float = 0.01, batch_size: int = 128, eval_every: int = 10,
-              seed: int = 1234) -> pd.DataFrame:
+              seed: int = 1234, features: Features | None = None) -> pd.DataFrame:
     """Re-train only the last linear layer, starting from the model's own ``fc``, on the
     frozen features of ``train`` (default: D_f ∪ D_r, the whole training split) with true
-    labels. Features are extracted once (eval mode), so each step costs one linear layer.
+    labels. Features are extracted once (eval mode), so each step costs one linear layer;
+    ``features`` (the model's :class:`~illusion.heads.Features` of the training and test
+    splits, e.g. from ``Experiment.features``) skips even that extraction.
     On a CMF head the trained layer starts as the CMF classifier (see :func:`trainable_head`)."""
     _check_budget(steps, eval_every, lr, batch_size)
-    if train is None:
-        train = Split(torch.cat([split.forget_train.x, split.retain_train.x]),
-                      torch.cat([split.forget_train.y, split.retain_train.y]))
     head, inputs = trainable_head(model.fc)
-    cached = Split(inputs(extract(model, train)[0]), train.y)
-    tests = [(inputs(extract(model, s)[0]), s.y) for s in (split.forget_test, split.retain_test)]
+    if features is not None:
+        is_forget = torch.isin(features.test_y, torch.tensor(split.forget_set.classes,
+                                                             device=features.test_y.device))
+        cached = Split(inputs(features.train), features.train_y)
+        tests = [(inputs(features.test[m]), features.test_y[m]) for m in (is_forget, ~is_forget)]
+    else:
+        if train is None:
+            train = Split(torch.cat([split.forget_train.x, split.retain_train.x]),
+                          torch.cat([split.forget_train.y, split.retain_train.y]))
+        cached = Split(inputs(extract(model, train)[0]), train.y)
+        tests = [(inputs(extract(model, s)[0]), s.y) for s in (split.forget_test, split.retain_test)]
     optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9)
     stream = _endless(cached, batch_size, torch.Generator().manual_seed(seed))
 
@@ -223,13 +231,15 @@ def get_attack(name: str) -> Callable[..., pd.DataFrame]:
 
 def run_attacks(model: nn.Module, split: ForgetSplit, names=tuple(ATTACKS), steps: int = 100,
                 lr: float = 0.01, batch_size: int = 128, eval_every: int = 10, seed: int = 1234,
-                shots: int = 5, train: Split | None = None) -> pd.DataFrame:
+                shots: int = 5, train: Split | None = None,
+                features: Features | None = None) -> pd.DataFrame:
     """The curves of several attacks with one budget, stacked (``shots`` goes to
-    ``few_shot``, ``train`` to ``head_only``)."""
+    ``few_shot``, ``train`` and ``features`` to ``head_only``)."""
     curves = []
     for name in names:
         attack = get_attack(name)
-        extra = {few_shot_relearn: {"shots": shots}, head_only: {"train": train}}.get(attack, {})
+        extra = {few_shot_relearn: {"shots": shots},
+                 head_only: {"train": train, "features": features}}.get(attack, {})
         curves.append(attack(model, split, steps=steps, lr=lr, batch_size=batch_size,
                              eval_every=eval_every, seed=seed, **extra))
     return pd.concat(curves, ignore_index=True)

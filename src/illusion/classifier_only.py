@@ -26,6 +26,7 @@ from torch import nn
 
 from .config import MethodConfig
 from .data import ForgetSplit, Split
+from .models import INFERENCE_BATCH_SIZE
 from .unlearn import Context, Hook, get_method, unlearn
 
 # Methods whose loss needs images, not features (UNSIR learns noise in input space).
@@ -80,7 +81,8 @@ def classifier_context(ctx: Context, **changes) -> Context:
 
 
 @torch.no_grad()
-def float32_features(model: nn.Module, split: Split, batch_size: int = 1024) -> torch.Tensor:
+def float32_features(model: nn.Module, split: Split,
+                     batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
     """Penultimate features in eval mode and float32. Unlike :func:`illusion.heads.extract`
     there is no bf16 autocast on CUDA: the methods train in float32, and the fast path must
     see the features the image path computes."""
@@ -93,7 +95,8 @@ def float32_features(model: nn.Module, split: Split, batch_size: int = 1024) -> 
     return out
 
 
-def feature_split(model: nn.Module, split: ForgetSplit, batch_size: int = 1024) -> ForgetSplit:
+def feature_split(model: nn.Module, split: ForgetSplit,
+                  batch_size: int = INFERENCE_BATCH_SIZE) -> ForgetSplit:
     """The same forget/retain split with every image replaced by its penultimate features."""
     def part(s: Split) -> Split:
         return Split(float32_features(model, s, batch_size), s.y)

@@ -330,7 +330,7 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         model = model.to(run_device).eval()
         bar.set_postfix_str(f"{name}: features")
         try:
-            feats = features(model, data.train, data.test, settings.heads.feature_batch_size)
+            feats = features(model, data.train, data.test)
         except RuntimeError as error:
             raise AuditError(f"{paths[name]} cannot process images of {dataset!r} of shape "
                              f"{tuple(data.train.x.shape[1:])}: {str(error).splitlines()[0]}") from None

@@ -32,11 +32,11 @@ from torch.nn import functional as F
 from .config import MethodConfig
 from .data import ForgetSplit, Split
 from .heads import class_means, extract
+from .models import INFERENCE_BATCH_SIZE
 from .unlearn import Context, unlearn
 from .unlearn._loop import concat, image_batches, run_epochs
 
 READINGS = ("code", "paper")
-FEATURE_BATCH_SIZE = 1024  # feature extraction for a recompute; no gradient, so large
 CLIP = 1.0                 # gradient-norm bound of every CMF step (the authors' setting)
 
 
@@ -125,7 +125,7 @@ def _require_cmf(model: nn.Module) -> CMFHead:
 
 
 @torch.no_grad()
-def recompute(model: nn.Module, train: Split, batch_size: int = FEATURE_BATCH_SIZE) -> nn.Module:
+def recompute(model: nn.Module, train: Split, batch_size: int = INFERENCE_BATCH_SIZE) -> nn.Module:
     """Recompute the CMF head of ``model`` in place from the features (eval mode, no gradient)
     of the whole split ``train``, true labels."""
     head = _require_cmf(model)

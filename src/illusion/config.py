@@ -115,7 +115,6 @@ class HeadConfig:
     sgd_epochs: int = 20
     sgd_lr: float = 0.01
     sgd_batch_size: int = 128
-    feature_batch_size: int = 1024
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .geometry import alignment_cosines
 from .heads import (HEADS, Features, evaluate_features, features, fit_linear_probe,
                     split_accuracy)
 from .mia import mia_efficacy
-from .models import build_model
+from .models import INFERENCE_BATCH_SIZE, build_model
 from .store import Store, spec_key
 from .train import fit, resolve_device
 from .unlearn import BASELINES, CLASSIFIER_EDITS, Context, unlearn
@@ -248,8 +248,7 @@ class Experiment:
                     f, train_logits=logits[0], test_logits=logits[1])
             else:
                 self._features[trained.key] = features(trained.model, self.data.train,
-                                                       self.data.test,
-                                                       self.profile.heads.feature_batch_size)
+                                                       self.data.test)
         return self._features[trained.key]
 
     def evaluate(self, trained: Trained, forget_set: ForgetSet | int | str | None = None,
@@ -311,8 +310,8 @@ class Experiment:
                 split = getattr(self.data, part)
                 with torch.no_grad():
                     trained.model.eval()
-                    chunks = [trained.model.stage_features(split.x[i:i + 1024])
-                              for i in range(0, len(split), 1024)]
+                    chunks = [trained.model.stage_features(split.x[i:i + INFERENCE_BATCH_SIZE])
+                              for i in range(0, len(split), INFERENCE_BATCH_SIZE)]
                 stages[part] = [torch.cat([c[s] for c in chunks]).float() for s in range(len(chunks[0]))]
             rows = []
             names = ["stem"] + [f"stage {i}" for i in range(1, len(stages["train"]))]
@@ -356,7 +355,7 @@ class Experiment:
             def measure(model: nn.Module, step: int) -> None:
                 if step % every:
                     return
-                f = features(model, probe_train, self.data.test, self.profile.heads.feature_batch_size)
+                f = features(model, probe_train, self.data.test)
                 table = evaluate_features(f, forget_set, self.profile.heads)
                 rows.append(table.drop(columns="seconds").assign(step=step))
 
@@ -387,7 +386,8 @@ class Experiment:
             curves = run_attacks(trained.model, self.split(forget_set), attacks,
                                  steps=budget.steps, lr=budget.lr, batch_size=budget.batch_size,
                                  eval_every=budget.eval_every, seed=self.profile.seed,
-                                 shots=budget.shots, train=self.data.train)
+                                 shots=budget.shots, train=self.data.train,
+                                 features=self.features(trained))
             curves.insert(0, "model", trained.name)
             curves.insert(1, "variant", trained.variant)
             curves.insert(2, "forget_set", forget_set.name)

@@ -23,6 +23,7 @@ from torch import nn
 
 from .config import ForgetSet, HeadConfig
 from .data import Split
+from .models import INFERENCE_BATCH_SIZE
 from .train import autocast
 
 HEADS = ("output", "lp", "ncc")
@@ -42,7 +43,7 @@ class Features:
 
 
 @torch.no_grad()
-def extract(model: nn.Module, split: Split, batch_size: int = 1024,
+def extract(model: nn.Module, split: Split, batch_size: int = INFERENCE_BATCH_SIZE,
             with_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Penultimate features (float32) of a split in eval mode; logits from the same pass."""
     was_training = model.training
@@ -59,7 +60,8 @@ def extract(model: nn.Module, split: Split, batch_size: int = 1024,
     return torch.cat(feats), (torch.cat(logits) if with_logits else None)
 
 
-def features(model: nn.Module, train: Split, test: Split, batch_size: int = 1024) -> Features:
+def features(model: nn.Module, train: Split, test: Split,
+             batch_size: int = INFERENCE_BATCH_SIZE) -> Features:
     train_f, train_logits = extract(model, train, batch_size, with_logits=True)
     test_f, test_logits = extract(model, test, batch_size, with_logits=True)
     return Features(train_f, train.y, train_logits, test_f, test.y, test_logits,

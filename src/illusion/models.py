@@ -12,6 +12,11 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+# Images per forward pass when no gradient is needed (features, accuracy, CMF recomputes).
+# On a 2-core CPU, batches of 128-256 run ~2x faster than 1024, whose activations overflow the
+# caches (benchmarks/throughput.py, width 8: ~6,500 vs ~3,000 images/s).
+INFERENCE_BATCH_SIZE = 256
+
 ARCHITECTURES = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),

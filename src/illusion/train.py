@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data import Split, batches
+from .models import INFERENCE_BATCH_SIZE
 from .store import atomic_torch_save
 
 
@@ -52,7 +53,7 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: flo
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, split: Split, batch_size: int = 1024) -> float:
+def accuracy(model: nn.Module, split: Split, batch_size: int = INFERENCE_BATCH_SIZE) -> float:
     """Top-1 accuracy in percent of ``model`` on ``split`` (eval mode, restored after)."""
     if len(split) == 0:
         return float("nan")

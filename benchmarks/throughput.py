@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/throughput.py [--widths 8 12 16] [--batch-sizes 128 256]
 
-Prints training and inference images per second of the ResNet-18 layout (1 input channel,
+Prints training and inference images per second of a ResNet (``--arch``, 1 input channel,
 28x28, as on Fashion-MNIST) for each width and batch size, then the cost of one evaluation
 (feature extraction of the default profile's splits + every head). These numbers chose the
 default profile's sizes (see ``illusion/config.py``); run it before changing them.
@@ -17,7 +17,7 @@ import torch
 
 from illusion.config import ForgetSet, HeadConfig
 from illusion.heads import Features, evaluate_features
-from illusion.models import INFERENCE_BATCH_SIZE, build_model
+from illusion.models import ARCHITECTURES, INFERENCE_BATCH_SIZE, build_model
 
 
 def images_per_second(model, batch_size: int, train: bool, repeats: int = 6) -> float:
@@ -43,6 +43,7 @@ def images_per_second(model, batch_size: int, train: bool, repeats: int = 6) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="resnet10", choices=sorted(ARCHITECTURES))
     parser.add_argument("--widths", type=int, nargs="+", default=[8, 12, 16])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--inference-batch-sizes", type=int, nargs="+",
@@ -50,21 +51,21 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=9000)
     parser.add_argument("--test-images", type=int, default=2000)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.arch}")
     print(f"{'width':>5} {'batch':>5} {'train img/s':>12}")
     for width in args.widths:
-        model = build_model("resnet18", 10, 1, width)
+        model = build_model(args.arch, 10, 1, width)
         for batch_size in args.batch_sizes:
             print(f"{width:>5} {batch_size:>5} {images_per_second(model, batch_size, True):>12.0f}")
     # Inference (no gradient) in batches of each size; the library uses INFERENCE_BATCH_SIZE.
     print(f"{'width':>5} {'batch':>5} {'infer img/s':>12}")
     for width in args.widths:
-        model = build_model("resnet18", 10, 1, width)
+        model = build_model(args.arch, 10, 1, width)
         for batch_size in args.inference_batch_sizes:
             rate = images_per_second(model, batch_size, False, repeats=max(3, 4096 // batch_size))
             print(f"{width:>5} {batch_size:>5} {rate:>12.0f}")
     for width in args.widths:
-        model = build_model("resnet18", 10, 1, width)
+        model = build_model(args.arch, 10, 1, width)
         feature_dim = model.feature_dim
         g = torch.Generator().manual_seed(0)
         n, m = args.train_images, args.test_images

@@ -142,7 +142,7 @@ def test_wrong_architecture_names_the_keys(files, tmp_path, capsys):
     err = _fails(capsys, "--checkpoint", tmp_path / "renamed.pt", "--forget", 0)
     assert "does not match architecture 'resnet18'" in err
     assert "missing keys 'stages.0.0.conv1.weight'" in err and "unexpected keys 'layer1" in err
-    assert "['resnet18', 'resnet50']" in err
+    assert "['resnet10', 'resnet18', 'resnet50']" in err
     err = _fails(capsys, "--checkpoint", paths["state_dict"], "--arch", "resnet50", "--forget", 0)
     assert "does not match architecture 'resnet50'" in err and "conv3" in err
     err = _fails(capsys, "--checkpoint", paths["state_dict"], "--width", 8, "--forget", 0)

@@ -4,7 +4,8 @@ import torch
 from illusion.models import build_model
 
 
-@pytest.mark.parametrize("arch,width,dim", [("resnet18", 4, 32), ("resnet50", 2, 64)])
+@pytest.mark.parametrize("arch,width,dim", [("resnet10", 4, 32), ("resnet18", 4, 32),
+                                            ("resnet50", 2, 64)])
 def test_features_and_fc_compose_to_the_model(arch, width, dim):
     torch.manual_seed(0)
     model = build_model(arch, num_classes=7, in_channels=3, width=width).eval()
@@ -24,5 +25,13 @@ def test_cifar_stem_keeps_resolution_and_has_no_maxpool():
 
 
 def test_bad_architecture_names_valid_choices():
-    with pytest.raises(ValueError, match="unknown architecture 'vgg'.*resnet18.*resnet50"):
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'.*resnet10.*resnet18.*resnet50"):
         build_model("vgg", 10, 3, 8)
+
+
+@pytest.mark.parametrize("arch", ["resnet10", "resnet18", "resnet50"])
+def test_architecture_is_read_back_from_a_state_dict(arch):
+    from illusion.models import infer_architecture
+    state = build_model(arch, 10, 1, 2).state_dict()
+    assert infer_architecture(state) == arch
+    assert infer_architecture({k.replace("stages.", "layer"): v for k, v in state.items()}) is None

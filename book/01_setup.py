@@ -176,7 +176,7 @@ print(f"mean |L-BFGS - SGD| on the whole test split: {gap:.2f} pp")
 # ## Checks
 #
 # On the real profiles: the Original model reaches the profile's accuracy target on the test
-# split (88% on `default`, Fashion-MNIST with a narrow ResNet-18), and the fast probe matches the
+# split (88% on `default`, Fashion-MNIST with a narrow ResNet-10), and the fast probe matches the
 # paper's SGD protocol within 1 pp.
 
 # %%

@@ -49,9 +49,10 @@ CHAPTER = "07_reproducibility"
 # ResNet-18, not our dataset, so a reference, not a target), ours, and whether it holds —
 # *yes*, *partial* (some methods pass, some do not) or *no*. Thresholds: claim 1, output forget
 # ≤ 5% and LP/NCC forget ≥ 5 pp above Retrain (chapter 2); claim 2, output forget ≤ 5%, retain
-# within 2 pp and LP/NCC equal to the Original's (chapter 4); claim 3, output within 10 pp of
-# NCC forget under CMF, LP/NCC below the base method, RL/SalUn+CMF output forget ≥ 50%
-# (chapter 5); claim 4, high-LP methods (≥ 10 pp above Retrain) recover faster than Retrain
+# within 2 pp and LP/NCC equal to the Original's (chapter 4); claim 3, output within 5 pp of
+# NCC forget under CMF, LP/NCC below the base method where the paper's numbers fall, RL/SalUn
+# + CMF keep ≥ 50% of the CMF Original's output forget (chapter 5); claim 4, high-LP methods
+# (≥ 10 pp above Retrain) recover faster than Retrain
 # under few-shot and head-only relearning (chapter 6).
 
 # %%
@@ -63,7 +64,7 @@ auc = recovery_table(curves, by=("model", "variant", "forget_set", "attack"))
 relearning = auc[auc["attack"].isin(["few_shot", "head_only"])]
 claims = ledger({"results": accuracy, "relearning": relearning},
                 options={1: {"margin": 5.0}, 2: {"retain_tolerance": 2.0, "head_tolerance": 0.0},
-                         3: {"max_gap": 10.0, "min_output_forget": 50.0}, 4: {"lp_margin": 10.0}})
+                         3: {"max_gap": 5.0, "min_kept": 0.5}, 4: {"lp_margin": 10.0}})
 results.save(claims, exp.profile, CHAPTER, "claims_ledger")
 with pd.option_context("display.max_colwidth", None):
     display(claims[["claim", "claim_text", "holds", "ours", "paper"]].style.hide(axis="index"))
@@ -76,6 +77,29 @@ with pd.option_context("display.max_colwidth", None):
 
 # %%
 print(exp.profile.describe())
+
+# %% [markdown]
+# ## How the unlearning learning rates were chosen
+#
+# On `paper` profiles every method runs with the paper's epochs, batch size and LR. The paper's
+# LRs do not carry over to the `default` profile (one epoch of a narrow ResNet on
+# Fashion-MNIST), so `benchmarks/tune_lrs.py` chose each one, for every method in every variant
+# (full, classifier-only, CMF), by one rule: from the grid 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, run the
+# method on forget set 6 (Shirt); keep the LRs whose **validation** retain accuracy is at most
+# 3 pp below that of the model the run starts from; take the one with the lowest validation
+# forget accuracy, the smallest LR among those within 1 pp of it. Validation is the 10% of the
+# training split held out from training; the test split the book reports on is never looked
+# at. Re-run it with `.venv/bin/python benchmarks/tune_lrs.py --variants full classifier_only cmf`.
+# The LRs this build used:
+
+# %%
+variants = ["full", "classifier_only", "cmf"]
+rates = pd.DataFrame([{"method": m, "variant": v, "epochs": exp.profile.method(m, v).epochs,
+                       "lr": exp.profile.method(m, v).lr}
+                      for v in variants for m in exp.profile.methods
+                      if exp.profile.method(m, v).epochs > 0
+                      and (v == "full" or m in exp.profile.variant_methods.get(v, {}))])
+rates.pivot(index="method", columns="variant", values="lr").reindex(columns=variants)
 
 # %% [markdown]
 # ## Run times

@@ -222,51 +222,94 @@ def claim_2(results: pd.DataFrame, max_output_forget: float = 5.0, retain_tolera
     return Verdict(2, statement, paper, "; ".join(notes), holds(units), units)
 
 
+def paper_lowered_heads() -> dict[str, tuple[str, ...]]:
+    """For each method with a CMF variant in the paper's table, the representation heads whose
+    forget accuracy the paper itself reports lower under CMF than without (both numbers known):
+    RL LP; SalUn and SCRUB LP and NCC; UNSIR NCC; NegGrad+ none (its NCC rises, 52.00 to
+    57.83, and its LP is unknown)."""
+    lowered = {}
+    for (method, variant), cmf_row in PAPER_CIFAR10.items():
+        full_row = PAPER_CIFAR10.get((method, "full"))
+        if variant != "cmf" or full_row is None:
+            continue
+        lowered[method] = tuple(head for head, col in (("lp", 3), ("ncc", 5))
+                                if None not in (cmf_row[col], full_row[col])
+                                and cmf_row[col] < full_row[col])
+    return lowered
+
+
+def claim_3_parts(results: pd.DataFrame, max_gap: float = 5.0, illusion_methods=("rl", "salun"),
+                  min_kept: float = 0.5,
+                  lowered_heads: Mapping[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """The three parts of claim 3 for each method with ``variant == "cmf"`` rows and
+    ``"full"`` rows (its base), over their shared forget sets (mean forget accuracies):
+
+    - ``tracks``: output forget within ``max_gap`` pp of NCC forget (under CMF the output head
+      is a class-mean classifier, so it can only forget what the features forget);
+    - ``lowers``: LP / NCC forget below the base method's on the heads where the paper's own
+      numbers show it (``lowered_heads``, default :func:`paper_lowered_heads`; every head for a
+      method the paper does not report);
+    - ``illusion``: for ``illusion_methods`` (RL, SalUn), output forget at least ``min_kept``
+      times the output forget of the model they start from, the CMF Original (``original`` /
+      ``cmf`` rows; else the Original; else 100%, as for the paper's table, which does not
+      give it): without the classifier shortcut they barely forget.
+
+    Columns: method, part, heads, ours, holds."""
+    _check_columns(results, ("model", "variant", "forget_set", "head", "split", "accuracy"),
+                   "results")
+    lowered_heads = paper_lowered_heads() if lowered_heads is None else lowered_heads
+    rows = []
+    for m in _methods(results, "cmf"):
+        cmf, full = _rows(results, m, "cmf"), _rows(results, m)
+        sets, heads = _forget_sets(cmf, full), _heads(cmf, full)
+        if not sets or "ncc" not in heads:
+            continue
+        out, ncc = _mean(cmf, "output", "forget", sets), _mean(cmf, "ncc", "forget", sets)
+        rows.append({"method": m, "part": "tracks", "heads": "output vs ncc",
+                     "ours": f"output {_f(out)}, NCC {_f(ncc)} (gap {_f(abs(out - ncc))} pp)",
+                     "holds": abs(out - ncc) <= max_gap})
+        for h in [h for h in lowered_heads.get(m, tuple(heads)) if h in heads]:
+            mine, base = _mean(cmf, h, "forget", sets), _mean(full, h, "forget", sets)
+            rows.append({"method": m, "part": "lowers", "heads": h,
+                         "ours": f"{h.upper()} {_f(mine)} under CMF vs {_f(base)}",
+                         "holds": mine < base})
+        if m in illusion_methods:
+            start = next((r for r in (_rows(results, "original", "cmf"), _rows(results, "original"))
+                          if not r.empty and _forget_sets(r, cmf) == sets), None)
+            before = 100.0 if start is None else _mean(start, "output", "forget", sets)
+            rows.append({"method": m, "part": "illusion", "heads": "output",
+                         "ours": f"output forget {_f(out)} of {_f(before)} before unlearning",
+                         "holds": out >= min_kept * before})
+    return pd.DataFrame(rows, columns=["method", "part", "heads", "ours", "holds"])
+
+
 def claim_3(results: pd.DataFrame, max_gap: float = 5.0, illusion_methods=("rl", "salun"),
-            min_output_forget: float = 50.0) -> Verdict:
+            min_kept: float = 0.5,
+            lowered_heads: Mapping[str, tuple[str, ...]] | None = None) -> Verdict:
     """CMF removes the classifier shortcut (REFERENCE §1, claim 3; §8).
 
-    Unit: each method with ``variant == "cmf"`` rows and ``"full"`` rows (its base). Over their
-    shared forget sets, it passes when (a) its mean LP forget and its mean NCC forget are both
-    below the base method's, (b) its mean output forget is within ``max_gap`` pp of its mean
-    NCC forget (the output head *is* a class-mean classifier), and (c) for the methods in
-    ``illusion_methods`` (RL, SalUn), its mean output forget stays at least
-    ``min_output_forget`` (their success without CMF was the illusion)."""
-    statement = (f"CMF variants lower LP and NCC forget below their base method, keep output "
-                 f"forget within {max_gap:g} pp of NCC forget, and {'/'.join(illusion_methods)} "
-                 f"under CMF keep output forget >= {min_output_forget:g}%")
+    Unit: each method with ``variant == "cmf"`` rows and ``"full"`` rows (its base). It passes
+    when every part of :func:`claim_3_parts` holds for it: output tracks NCC, LP/NCC forget
+    below the base method's where the paper reports so, RL/SalUn keep a high output forget."""
+    statement = (f"under CMF output forget stays within {max_gap:g} pp of NCC forget, LP/NCC "
+                 f"forget fall below the base method's (on the heads where the paper's numbers "
+                 f"fall), and {'/'.join(illusion_methods)} keep >= {min_kept:.0%} of the output "
+                 f"forget they start from")
     p = PAPER_CIFAR10
     paper = ("(T) CIFAR-10 single, output / LP / NCC forget under CMF (full): "
              + "; ".join(f"{m} {p[(m, 'cmf')][1]:.2f} / {p[(m, 'cmf')][3]:.2f} / "
                          f"{p[(m, 'cmf')][5]:.2f} ({_f(p[(m, 'full')][1])} / "
                          f"{'–' if p[(m, 'full')][3] is None else _f(p[(m, 'full')][3])} / "
                          f"{_f(p[(m, 'full')][5])})"
-                         for m in ("rl", "salun", "neggrad_plus", "scrub", "unsir"))
-             + "; note RL+CMF NCC 82.04 > RL 80.25 in the paper itself")
-    _check_columns(results, ("model", "variant", "forget_set", "head", "split", "accuracy"),
-                   "results")
-    methods = [m for m in _methods(results, "cmf") if not _rows(results, m).empty]
-    if not methods:
-        return _not_run(3, statement, paper, "no method with both cmf and full rows")
-    units, notes = {}, []
-    for m in methods:
-        cmf, full = _rows(results, m, "cmf"), _rows(results, m)
-        sets = _forget_sets(cmf, full)
-        heads = _heads(cmf, full)
-        if not sets or "ncc" not in heads:
-            continue
-        lower = {h: _mean(cmf, h, "forget", sets) < _mean(full, h, "forget", sets) for h in heads}
-        out, ncc = _mean(cmf, "output", "forget", sets), _mean(cmf, "ncc", "forget", sets)
-        ok = all(lower.values()) and abs(out - ncc) <= max_gap
-        if m in illusion_methods:
-            ok = ok and out >= min_output_forget
-        units[m] = ok
-        notes.append(f"{m}+CMF: output {_f(out)}, " + ", ".join(
-            f"{h.upper()} {_f(_mean(cmf, h, 'forget', sets))} (full "
-            f"{_f(_mean(full, h, 'forget', sets))})" for h in heads))
-    if not units:
+                         for m in ("rl", "salun", "neggrad_plus", "scrub", "unsir")))
+    parts = claim_3_parts(results, max_gap, illusion_methods, min_kept, lowered_heads)
+    if parts.empty:
         return _not_run(3, statement, paper, "no cmf method shares a forget set and the NCC head "
                                              "with its full variant")
+    units = parts.groupby("method", sort=False)["holds"].all().to_dict()
+    notes = [f"{m}+CMF: " + ", ".join(f"{o}{'' if ok else ' (fails)'}"
+                                      for o, ok in zip(g["ours"], g["holds"]))
+             for m, g in parts.groupby("method", sort=False)]
     return Verdict(3, statement, paper, "; ".join(notes), holds(units), units)
 
 

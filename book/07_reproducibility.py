@@ -57,7 +57,9 @@ CHAPTER = "07_reproducibility"
 
 # %%
 models = exp.all_variants()
-accuracy = exp.accuracy(models)
+# The CMF Original is where every CMF variant starts: claim 3 measures RL/SalUn + CMF against it.
+references = {("original", "cmf", fs): exp.cmf_original() for fs in exp.profile.forget_sets}
+accuracy = exp.accuracy(models | references)
 attacked = {key: m for key, m in models.items() if key[-1] in exp.profile.attacked_forget_sets}
 curves = exp.relearning_curves(attacked)
 auc = recovery_table(curves, by=("model", "variant", "forget_set", "attack"))
@@ -115,7 +117,7 @@ chapter_times
 
 # %%
 stages = pd.DataFrame([{"model": key[0], "variant": key[1], "seconds": m.seconds}
-                       for key, m in models.items()]).drop_duplicates()
+                       for key, m in (models | references).items()]).drop_duplicates()
 stages = stages.groupby(["model", "variant"], sort=False)["seconds"].agg(["count", "sum", "mean"]).round(1)
 results.save(stages.reset_index(), exp.profile, CHAPTER, "stage_seconds")
 stages

@@ -94,8 +94,10 @@ def fit(model: nn.Module, train: Split, val: Split, recipe: TrainConfig, seed: i
         except Exception as error:  # a torn or foreign file: start over rather than fail
             print(f"ignoring unreadable training checkpoint {checkpoint}: {error}")
 
+    # disable=None: a bar on a terminal, none in an executed notebook, whose every refresh
+    # would become a line of the rendered book.
     bar = tqdm(range(start_epoch, recipe.epochs), desc=desc, leave=False,
-               initial=start_epoch, total=recipe.epochs)
+               initial=start_epoch, total=recipe.epochs, disable=None)
     for epoch in bar:
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0

@@ -21,24 +21,22 @@ store with models no chapter reads). Prints every run and the chosen LR of each 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import pandas as pd
 import torch
 
-from illusion.config import ForgetSet, MethodConfig
+from illusion.config import ForgetSet
 from illusion.experiment import VARIANTS, Experiment
-from illusion.heads import split_accuracy
+from illusion.heads import extract, split_accuracy
 
 GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
 
-@torch.no_grad()
 def validation_accuracy(model: torch.nn.Module, exp: Experiment, forget_set: ForgetSet) -> dict:
-    model.eval()
-    pred = torch.cat([model(exp.data.val.x[i:i + 256]).argmax(1)
-                      for i in range(0, len(exp.data.val), 256)])
-    return split_accuracy(pred, exp.data.val.y, forget_set)
+    _, logits = extract(model, exp.data.val, with_logits=True)
+    return split_accuracy(logits.argmax(1), exp.data.val.y, forget_set)
 
 
 def choose(runs: pd.DataFrame, base_retain: float, max_retain_drop: float, tie: float) -> float:
@@ -73,15 +71,14 @@ def main() -> None:
         run = VARIANTS[variant]
         base = run.base(exp)
         base_acc = validation_accuracy(base.model, exp, forget_set)
-        names = args.methods or [m for m in exp.profile.methods if exp.profile.method(m, variant).epochs > 0
-                                 and (variant != "cmf" or m in exp.profile.variant_methods["cmf"])]
+        names = args.methods or [m for m in exp.profile.variant_method_names(variant)
+                                 if exp.profile.method(m, variant).epochs > 0]
         for name in names:
             cfg = exp.profile.method(name, variant)
             runs = []
             for lr in args.grid:
                 start = time.perf_counter()
-                model, _ = run.run(name, base.model, split, MethodConfig(cfg.epochs, lr, cfg.batch_size,
-                                                                         cfg.options),
+                model, _ = run.run(name, base.model, split, dataclasses.replace(cfg, lr=lr),
                                    exp.context(), **run.inputs(exp, forget_set))
                 acc = validation_accuracy(model, exp, forget_set)
                 runs.append({"method": name, "variant": variant, "lr": lr,

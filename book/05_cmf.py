@@ -90,7 +90,7 @@ exp, checks = start(profile, overrides)
 # %%
 CHAPTER = "05_cmf"
 cmf_settings = exp.profile.variant_methods["cmf"]
-methods = [m for m in cmf_settings if m != "prepare"]
+methods = exp.profile.variant_method_names("cmf")
 forget_sets = exp.profile.forget_sets
 first_single = (exp.profile.buckets.get("single") or forget_sets)[0]
 settings = pd.DataFrame([{"method": m, "variant": v, "epochs": c.epochs, "lr": c.lr,

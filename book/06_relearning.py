@@ -59,7 +59,7 @@ CHAPTER = "06_relearning"
 
 # %%
 METHODS = list(BASELINES)
-CMF_METHODS = [m for m in exp.profile.variant_methods.get("cmf", {}) if m != "prepare"]
+CMF_METHODS = exp.profile.variant_method_names("cmf")
 SETS = exp.profile.attacked_forget_sets
 budget = exp.profile.attack
 print(f"attacked forget sets: {[fs.name for fs in SETS]}; {budget.steps} SGD steps of batch "

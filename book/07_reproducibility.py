@@ -98,9 +98,8 @@ print(exp.profile.describe())
 variants = ["full", "classifier_only", "cmf"]
 rates = pd.DataFrame([{"method": m, "variant": v, "epochs": exp.profile.method(m, v).epochs,
                        "lr": exp.profile.method(m, v).lr}
-                      for v in variants for m in exp.profile.methods
-                      if exp.profile.method(m, v).epochs > 0
-                      and (v == "full" or m in exp.profile.variant_methods.get(v, {}))])
+                      for v in variants for m in exp.profile.variant_method_names(v)
+                      if exp.profile.method(m, v).epochs > 0])
 rates.pivot(index="method", columns="variant", values="lr").reindex(columns=variants)
 
 # %% [markdown]

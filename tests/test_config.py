@@ -57,3 +57,11 @@ def test_attacked_forget_sets_follow_the_attack_budget():
     assert default.attacked_forget_sets == default.buckets["single"][:default.attack.forget_sets]
     every = resolve("default", {"attack.forget_sets": None})
     assert every.attacked_forget_sets == every.buckets["single"]
+
+
+def test_variant_method_names_are_the_methods_a_variant_runs():
+    profile = get_profile("default")
+    assert profile.variant_method_names("full") == list(profile.methods)
+    # CMF: the methods with CMF settings; "prepare" is a step, not a method.
+    assert profile.variant_method_names("cmf") == ["rl", "salun", "neggrad_plus", "scrub", "unsir"]
+    assert profile.variant_method_names("no such variant") == []

@@ -171,6 +171,12 @@ class Profile:
     def bucket_of(self, forget_set: ForgetSet) -> str:
         return next(b for b, sets in self.buckets.items() if forget_set in sets)
 
+    def variant_method_names(self, variant: str = "full") -> list[str]:
+        """The methods run as ``variant``, in the profile's order: every method for ``full``,
+        those with settings of their own for another variant (CMF's ``prepare`` is no method)."""
+        own = self.variant_methods.get(variant, {})
+        return [m for m in self.methods if variant == "full" or m in own]
+
     def method(self, name: str, variant: str = "full") -> MethodConfig:
         """Settings of ``name``; a variant's own settings take precedence when it has them."""
         own = self.variant_methods.get(variant, {})
@@ -232,6 +238,8 @@ def _default() -> Profile:
     # Retrain gets 2/3 of the Original's epochs, the paper's ratio (200 vs 300).
     recipe = dict(lr=0.05, batch_size=128, warmup_epochs=1, patience=None, crop_padding=2,
                   flip=True)
+    # One epoch of unlearning: ~70 steps of batch 128, at LRs ~10-100x the paper's.
+    methods = _method_table(default=dict(epochs=1, batch_size=128))
     return Profile(
         name="default",
         data=DataConfig("fashion-mnist", train_per_class=1000, test_per_class=200),
@@ -245,8 +253,7 @@ def _default() -> Profile:
         # The L-BFGS probe's L2 weight is calibrated to it on the Original and Retrain models
         # (1e-4 was 1-3 pp stronger than SGD on Retrain; 1e-3 is within 0.5 pp).
         heads=HeadConfig(lbfgs_l2=1e-3, sgd_epochs=150),
-        # One epoch of unlearning: ~70 steps of batch 128, at LRs ~10-100x the paper's.
-        methods=_method_table(default=dict(epochs=1, batch_size=128)),
+        methods=methods,
         variant_methods={"cmf": _cmf_table(default=dict(epochs=1)),
                          # The classifier restarts from zero (the full model starts from a
                          # trained one); on cached features an epoch costs milliseconds. LRs:
@@ -254,8 +261,7 @@ def _default() -> Profile:
                          # keeps the retain accuracy when only the classifier is trained).
                          "classifier_only": {m: dataclasses.replace(c, epochs=5,
                                                                     lr=_CLASSIFIER_ONLY_LR[m])
-                                             for m, c in _method_table(default=dict(epochs=1)).items()
-                                             if c.epochs > 0}},
+                                             for m, c in methods.items() if c.epochs > 0}},
     )
 
 

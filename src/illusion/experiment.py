@@ -213,9 +213,9 @@ class Experiment:
     def all_variants(self, forget_sets=None) -> dict[tuple[str, str, ForgetSet], Trained]:
         """Original, Retrain and every baseline in full, as classifier-only (but the methods
         that only edit the last layer) and as CMF (the methods the profile sets for it)."""
-        cmf_methods = [m for m in self.profile.variant_methods.get("cmf", {}) if m != "prepare"]
         models = self.models(BASELINES, forget_sets=forget_sets)
-        models |= self.models(cmf_methods, "cmf", forget_sets=forget_sets, references=False)
+        models |= self.models(self.profile.variant_method_names("cmf"), "cmf",
+                              forget_sets=forget_sets, references=False)
         models |= self.models([m for m in BASELINES if m not in CLASSIFIER_EDITS],
                               "classifier_only", forget_sets=forget_sets, references=False)
         return models

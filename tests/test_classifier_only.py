@@ -1,10 +1,13 @@
 """Classifier-only unlearning and the training-free prune, on a tiny ResNet and synthetic data."""
 
+import copy
+
 import pytest
 import torch
 
 from illusion import classifier_only
-from illusion.classifier_only import SPLIT_PARTS, FeatureModel, run
+from illusion.classifier_only import (SPLIT_PARTS, FeatureModel, classifier_context,
+                                      freeze_all_but_classifier, run)
 from illusion.config import DataConfig, ForgetSet, MethodConfig, TrainConfig, get_profile
 from illusion.data import ForgetSplit, load_dataset, split_forget
 from illusion.heads import extract
@@ -33,10 +36,11 @@ def changed_tensors(before, after) -> set[str]:
     return {k for k in a if not torch.equal(a[k], b[k])}
 
 
-@pytest.mark.parametrize("cached", [True, False])
-def test_only_fc_changes_and_features_are_the_originals(setup, cached):
+@pytest.mark.parametrize("protocol", classifier_only.PROTOCOLS)
+def test_only_fc_changes_and_features_are_the_originals(setup, protocol):
     data, original, split = setup
-    model, seconds = run("rl", original, split, RL, Context(), use_cached_features=cached)
+    ctx = Context(crop_padding=2, flip=True)  # the authors' protocol augments the images
+    model, seconds = run("rl", original, split, RL, ctx, protocol=protocol)
     assert seconds > 0
     # BatchNorm running statistics included: nothing but the classifier moves.
     assert changed_tensors(original, model) == {"fc.weight", "fc.bias"}
@@ -46,10 +50,12 @@ def test_only_fc_changes_and_features_are_the_originals(setup, cached):
     assert torch.equal(extract(original, data.train)[0], extract(model, data.train)[0])
 
 
-def test_fast_path_matches_image_path(setup):
+def test_cached_protocol_matches_the_eval_mode_image_run(setup):
     data, original, split = setup
-    fast, _ = run("rl", original, split, RL, Context(seed=7), use_cached_features=True)
-    slow, _ = run("rl", original, split, RL, Context(seed=7), use_cached_features=False)
+    fast, _ = run("rl", original, split, RL, Context(seed=7), protocol="cached")
+    # The same run on images: backbone frozen in eval mode, no augmentation.
+    frozen = freeze_all_but_classifier(copy.deepcopy(original))
+    slow, _ = unlearn("rl", frozen, split, RL, classifier_context(Context(seed=7), "cached"))
     assert not torch.equal(fast.fc.weight, original.fc.weight)
     torch.testing.assert_close(fast.fc.weight, slow.fc.weight, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(fast.fc.bias, slow.fc.bias, atol=1e-5, rtol=1e-4)
@@ -69,17 +75,48 @@ def test_classifier_only_rl_forgets_and_keeps_retain(setup):
 
 def test_hooks_receive_the_full_model(setup):
     data, original, split = setup
-    seen = {True: [], False: []}
-    for cached in (True, False):
-        def on_step(model, step, log=seen[cached]):
+    seen = {p: [] for p in classifier_only.PROTOCOLS}
+    for protocol in classifier_only.PROTOCOLS:
+        def on_step(model, step, log=seen[protocol]):
             with torch.no_grad():  # a full model: images go through the backbone
                 log.append((step, model(data.test.x[:2]).shape, model.fc.weight.clone()))
-        run("rl", original, split, RL, Context(on_step=on_step), use_cached_features=cached)
-    assert [s[:2] for s in seen[True]] == [s[:2] for s in seen[False]]
+        run("rl", original, split, RL, Context(on_step=on_step), protocol=protocol)
+    assert [s[:2] for s in seen["cached"]] == [s[:2] for s in seen["authors"]]
     steps_per_epoch = -(-(len(split.forget_train) + len(split.retain_train)) // RL.batch_size)
-    assert len(seen[True]) == RL.epochs * steps_per_epoch
-    assert seen[True][-1][1] == (2, data.num_classes)
-    assert not torch.equal(seen[True][0][2], seen[True][-1][2])  # the classifier being learnt
+    assert len(seen["cached"]) == RL.epochs * steps_per_epoch
+    assert seen["cached"][-1][1] == (2, data.num_classes)
+    assert not torch.equal(seen["cached"][0][2], seen["cached"][-1][2])  # the classifier being learnt
+
+
+def test_authors_protocol_trains_with_batch_statistics(setup):
+    data, original, split = setup
+    modes = []
+
+    def on_step(model, step):
+        bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        modes.append({(m.training, m.track_running_stats) for m in bn})
+    model, _ = run("rl", original, split, RL, Context(on_step=on_step), protocol="authors")
+    assert modes and all(m == {(True, False)} for m in modes)
+    # Afterwards a normal model again: running statistics tracked, and the Original's.
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.track_running_stats for m in bn)
+    assert changed_tensors(original, model) == {"fc.weight", "fc.bias"}
+
+
+@pytest.mark.parametrize("protocol", classifier_only.PROTOCOLS)
+def test_classifier_only_salun_keeps_every_classifier_weight(setup, protocol, monkeypatch):
+    # The authors rank all of the network's weights: the frozen ones rank with gradient 0, so
+    # the classifier, far smaller than half the network, is kept whole.
+    from illusion.unlearn import salun as salun_module
+
+    _, original, split = setup
+    masks = []
+    real = salun_module.saliency_mask
+    monkeypatch.setattr(salun_module, "saliency_mask",
+                        lambda *a, **k: masks.append(real(*a, **k)) or masks[-1])
+    run("salun", original, split, MethodConfig(1, 0.05, 32, {"sparsity": 0.5}), protocol=protocol)
+    assert len(masks) == 1 and set(masks[0]) == {"fc.weight", "fc.bias"}
+    assert all(bool(m.all()) for m in masks[0].values())
 
 
 def test_image_only_methods_refuse_the_cache(setup, monkeypatch):
@@ -87,7 +124,9 @@ def test_image_only_methods_refuse_the_cache(setup, monkeypatch):
     assert "unsir" in classifier_only.IMAGE_ONLY
     monkeypatch.setattr(classifier_only, "IMAGE_ONLY", {"retain_ft"})
     with pytest.raises(ValueError, match="needs images"):
-        run("retain_ft", original, split, RL, use_cached_features=True)
+        run("retain_ft", original, split, RL, protocol="cached")
+    with pytest.raises(ValueError, match="unknown classifier-only protocol"):
+        run("rl", original, split, RL, protocol="nosuch")
     model, _ = run("retain_ft", original, split, MethodConfig(epochs=1, lr=0.05, batch_size=64))
     assert changed_tensors(original, model) == {"fc.weight", "fc.bias"}
     with pytest.raises(ValueError, match="unknown unlearning method"):

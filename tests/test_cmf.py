@@ -115,7 +115,7 @@ def spy():
         def loss(model, batch, epoch):
             calls[-1]["rows"].append(model.fc.weight.norm(dim=1).min().item())
             return F.cross_entropy(model(batch[0]), batch[1])
-        calls.append({"cmf": cmf.head_is_cmf(model), "clip": ctx.clip, "rows": [],
+        calls.append({"cmf": cmf.head_is_cmf(model), "rows": [],
                       "trained": {id(p) for p in ctx.parameters(model)},
                       "fc": {id(p) for p in model.fc.parameters()}})
         return run_epochs(model, cfg, ctx, lambda e: image_batches(split.retain_train, cfg, ctx), loss)
@@ -135,8 +135,8 @@ def test_wrapper_runs_the_registered_method_unchanged(setting, spy):
     out, seconds = cmf.run("_cmf_spy", base, split, cfg, ctx())
     assert METHODS == registry and get_method("_cmf_spy") is spy_method
     full, under_cmf = calls
-    assert not full["cmf"] and full["clip"] is None and full["fc"] <= full["trained"]
-    assert under_cmf["cmf"] and under_cmf["clip"] == cmf.CLIP and not under_cmf["fc"]
+    assert not full["cmf"] and full["fc"] <= full["trained"]
+    assert under_cmf["cmf"] and not under_cmf["fc"]
     assert min(under_cmf["rows"]) == pytest.approx(1.0, abs=1e-4)  # recomputed at epoch start
     assert started == [0, 1, 0, 1]  # the caller's own hooks still run
     assert seconds > 0 and cmf.head_is_cmf(out) and not out.training

@@ -65,3 +65,29 @@ def test_variant_method_names_are_the_methods_a_variant_runs():
     # CMF: the methods with CMF settings; "prepare" is a step, not a method.
     assert profile.variant_method_names("cmf") == ["rl", "salun", "neggrad_plus", "scrub", "unsir"]
     assert profile.variant_method_names("no such variant") == []
+
+
+def test_cmf_settings_clip_rl_salun_and_neggrad_plus_only():
+    # The authors clip the gradient norm under CMF for RL, SalUn and NegGrad+ only, and
+    # NegGrad+ + CMF clips the whole step rather than its ascent part.
+    for name in ("default", "paper", "paper-cifar100", "paper-tinyimagenet"):
+        cmf = get_profile(name).variant_methods["cmf"]
+        assert {m for m, c in cmf.items() if c.option("clip") is not None} == {"rl", "salun", "neggrad_plus"}
+        assert cmf["neggrad_plus"].option("forget_clip") is None
+        assert cmf["salun"].option("lr_decay_epochs") == [3] and cmf["salun"].option("lr_decay_factor") == 0.2
+        assert get_profile(name).method("neggrad_plus").option("forget_clip") == 1.0
+
+
+def test_paper_profiles_follow_the_authors_scripts():
+    paper = get_profile("paper")
+    assert paper.retrain.keep == "last" and paper.retrain.patience is None
+    assert paper.original.keep == "best"
+    assert paper.method("svd").options["alpha_r"] == 100.0 and paper.method("svd").options["alpha_f"] == 3.0
+    assert paper.method("unsir").option("impair_lr") == 1e-4 and paper.method("unsir").option("noise_steps") == 40
+    assert {m: paper.method(m, "classifier_only").lr for m in ("rl", "salun", "neggrad_plus", "unsir")} == \
+        {"rl": 1e-2, "salun": 1e-2, "neggrad_plus": 1e-3, "unsir": 2e-3}
+    assert all(c.option("protocol") == "authors" for c in paper.variant_methods["classifier_only"].values())
+    assert paper.heads.augment_train and paper.heads.lp == "sgd"
+    tiny = get_profile("paper-tinyimagenet")
+    assert (tiny.retrain.lr, tiny.retrain.epochs, tiny.retrain.weight_decay) == (0.05, 300, 1e-4)
+    assert (tiny.heads.sgd_schedule, tiny.heads.sgd_patience) == ("cosine", 40)

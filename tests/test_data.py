@@ -29,7 +29,9 @@ def test_forget_split_has_no_forget_image_in_retain(synthetic):
     split = split_forget(synthetic, ForgetSet((1, 3)))
     assert set(split.forget_train.y.tolist()) == {1, 3}
     assert not torch.isin(split.retain_train.y, torch.tensor([1, 3])).any()
-    assert len(split.forget_train) + len(split.retain_train) == len(synthetic.train)
+    # D_f and D_r partition the whole training set: the Original's part and its validation.
+    assert len(split.forget_train) + len(split.retain_train) == len(synthetic.whole_train)
+    assert len(synthetic.whole_train) == len(synthetic.train) + len(synthetic.val)
     assert not torch.isin(split.retain_val.y, torch.tensor([1, 3])).any()
     with pytest.raises(ValueError, match="outside 0..3"):
         split_forget(synthetic, ForgetSet((7,)))

@@ -30,3 +30,16 @@ def test_retrain_never_sees_the_forget_class(tmp_path):
     retrain = exp.retrain(0)
     table = exp.evaluate(retrain).set_index(["head", "split"])["accuracy"]
     assert table[("output", "forget")] <= 10.0  # it can hardly predict a class it never saw
+
+
+def test_retrain_keeps_its_last_epoch_and_cmf_heads_fit_in_cmf_geometry(tmp_path):
+    exp = Experiment("smoke", {**TINY, "retrain.epochs": 2}, store=Store(tmp_path))
+    history = exp.retrain(0).record["history"]
+    assert history["best_epoch"] == 2 and all(v != v for v in history["val_accuracy"])  # NaN
+    prepared = exp.cmf_original()
+    own, raw = exp.evaluate(prepared, 0), exp.evaluate(prepared, 0, geometry="raw")
+    # Same output head, other features for LP and NCC.
+    assert own[own["head"] == "output"]["accuracy"].tolist() == raw[raw["head"] == "output"]["accuracy"].tolist()
+    z = exp.features(prepared, "model").train
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(len(z)))  # ẑ is unit-norm
+    assert not torch.allclose(exp.features(prepared, "raw").train.norm(dim=1), torch.ones(len(z)))

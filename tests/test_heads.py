@@ -45,3 +45,46 @@ def test_unknown_probe_names_valid_choices():
     feats = Features(x, y, x, x, y, x, 4)
     with pytest.raises(ValueError, match="'ridge'.*lbfgs.*sgd"):
         evaluate_features(feats, ForgetSet((0,)), HeadConfig(lp="ridge"))
+
+
+def test_sgd_probe_stops_after_patience_and_rejects_unknown_schedules():
+    x, y, _ = clusters(noise=0.2)
+    calls = []
+
+    class CountingLinear(torch.nn.Linear):  # counts the validation passes, one per epoch
+        def forward(self, inputs):
+            if not torch.is_grad_enabled():
+                calls.append(1)
+            return super().forward(inputs)
+
+    # Clusters this easy are solved in the first epoch: nothing improves after it.
+    import illusion.heads as heads_module
+    real = heads_module.nn.Linear
+    heads_module.nn.Linear = CountingLinear
+    try:
+        probe = linear_probe_sgd(x, y, 4, epochs=50, patience=3, schedule="cosine")
+    finally:
+        heads_module.nn.Linear = real
+    assert (probe(x).argmax(1) == y).float().mean() == 1.0
+    assert len(calls) <= 15  # stopped 3 epochs after its best, long before 50
+    with pytest.raises(ValueError, match="valid choices"):
+        linear_probe_sgd(x, y, 4, schedule="nosuch")
+
+
+def test_cmf_models_are_measured_in_their_head_geometry():
+    from illusion import cmf
+    from illusion.heads import head_geometry
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 6, generator=g) + 2, torch.arange(4).repeat(10)
+    linear = torch.nn.Module()
+    linear.fc = torch.nn.Linear(6, 4)
+    feats = Features(x, y, x[:, :4], x, y, x[:, :4], 4)
+    assert head_geometry(linear, feats) is feats  # a linear head: the features themselves
+    cmf_model = torch.nn.Module()
+    cmf_model.fc = cmf.class_mean_classifier(x, y, 4)
+    z = head_geometry(cmf_model, feats)
+    expected = torch.nn.functional.normalize(
+        torch.nn.functional.normalize(x.double(), dim=1) - cmf_model.fc.mu, dim=1).float()
+    torch.testing.assert_close(z.train, expected) and torch.testing.assert_close(z.test, expected)
+    assert torch.equal(z.train_logits, feats.train_logits)  # the output head is unchanged

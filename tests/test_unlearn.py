@@ -25,7 +25,7 @@ SETTINGS = {
     "rl": MethodConfig(2, 1e-2, 32),
     "ga": MethodConfig(1, 1e-2, 32),
     "l1_sparse": MethodConfig(1, 1e-2, 32, {"alpha": 0.05}),
-    "neggrad_plus": MethodConfig(2, 2e-2, 32, {"clip": 1.0}),
+    "neggrad_plus": MethodConfig(2, 2e-2, 32, {"forget_clip": 1.0}),
     "salun": MethodConfig(2, 1e-2, 32, {"sparsity": 0.5}),
     "scrub": MethodConfig(2, 5e-3, 32, {"temperature": 4.0, "max_epochs": 1, "alpha": 0.001,
                                          "gamma": 0.99, "lr_decay_epochs": [1]}),
@@ -98,6 +98,8 @@ def test_every_method_runs_calls_hooks_and_leaves_the_input_model_alone(trained,
     assert parameters_differ(unlearned, model)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     epochs = max(1, SETTINGS[name].epochs)
+    if name == "unsir":  # its loop runs the impair epochs, then as many repair epochs
+        epochs *= 2
     assert calls["start"] == calls["end"] == epochs and calls["step"] >= epochs
     assert accuracy(unlearned, split.retain_test) >= 60  # no method wrecks the retain classes
 
@@ -237,3 +239,105 @@ def test_salun_rejects_a_sparsity_outside_0_1(trained):
     model, split = trained
     with pytest.raises(ValueError, match="sparsity"):
         salun_module.saliency_mask(model, split, 1.5, Context(seed=0))
+
+
+# ------------------------------------------------------------- the authors' protocol, pinned
+
+
+def test_unsir_impairs_then_repairs_with_a_fresh_adam_at_each_phase_lr(trained, monkeypatch):
+    from illusion.unlearn import unsir as unsir_module
+
+    model, split = trained
+    steps, noise_steps = [], []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            super().step(closure)
+            first = self.param_groups[0]["params"][0]
+            if isinstance(first, nn.Parameter):  # the model's optimiser, not the noise's
+                steps.append((self.param_groups[0]["lr"], int(self.state[first]["step"])))
+
+    def noise(*args, **kwargs):
+        noise_steps.append(args[3])
+        return error_maximising_noise(*args, **kwargs)
+
+    monkeypatch.setattr(unsir_module.torch.optim, "Adam", RecordingAdam)
+    monkeypatch.setattr(unsir_module, "error_maximising_noise", noise)
+    cfg = MethodConfig(2, 1e-3, 32, {"retain_per_class": 20, "noise_repeats": 2,
+                                     "impair_lr": 5e-3})
+    run("unsir", model, split, cfg)
+    assert noise_steps == [40]  # the authors' 5 x 8 noise steps by default
+    retain = 20 * (K - 1)
+    impair_batches = -(-(2 * 32 + retain) // 32)
+    repair_batches = -(-retain // 32)
+    impair = [(5e-3, i) for i in range(1, 2 * impair_batches + 1)]
+    repair = [(1e-3, i) for i in range(1, 2 * repair_batches + 1)]  # the step count restarts
+    assert steps == impair + repair
+
+
+def test_unsir_impair_lr_defaults_to_twice_the_repair_lr(trained, monkeypatch):
+    from illusion.unlearn import unsir as unsir_module
+
+    model, split = trained
+    lrs = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            super().step(closure)
+            if isinstance(self.param_groups[0]["params"][0], nn.Parameter):
+                lrs.append(self.param_groups[0]["lr"])
+
+    monkeypatch.setattr(unsir_module.torch.optim, "Adam", RecordingAdam)
+    run("unsir", model, split, MethodConfig(1, 1e-3, 32, {"retain_per_class": 20,
+                                                          "noise_repeats": 1, "noise_steps": 1}))
+    assert lrs[0] == 2e-3 and lrs[-1] == 1e-3
+
+
+def test_neggrad_plus_clips_only_the_ascent_gradient(trained):
+    model, split = trained
+    big = len(split.retain_train) + len(split.forget_train)  # one batch each: a known step
+    cfg = MethodConfig(1, 1e-3, big, {"forget_clip": 1.0, "forget_weight": 1.0})
+    reference = copy.deepcopy(model).train()
+    params = list(reference.parameters())
+    ce = nn.functional.cross_entropy
+    ascent = torch.autograd.grad(-ce(reference(split.forget_train.x), split.forget_train.y), params)
+    descent = torch.autograd.grad(ce(reference(split.retain_train.x), split.retain_train.y), params)
+    ascent_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in ascent]))
+    assert ascent_norm > 1.5  # so the clip matters
+    expected = [a / (ascent_norm + 1e-6) + d for a, d in zip(ascent, descent)]
+    seen = []
+    run("neggrad_plus", model, split, cfg,
+        Context(seed=0, on_step=lambda m, i: seen.append([p.grad.clone() for p in m.parameters()])))
+    assert len(seen) == 1
+    for got, want in zip(seen[0], expected):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    # Clipping the sum instead (the CMF variant) gives another step.
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(a + d)
+                                                  for a, d in zip(ascent, descent)]))
+    assert total > 1.5
+
+
+def test_scrub_uses_plain_momentum(trained, monkeypatch):
+    from illusion.unlearn import scrub as scrub_module
+
+    model, split = trained
+    made = []
+    real = scrub_module.sgd
+    monkeypatch.setattr(scrub_module, "sgd", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    run("scrub", model, split)
+    assert [o.param_groups[0]["nesterov"] for o in made] == [False]
+
+
+def test_lr_decay_and_clip_are_options_of_every_gradient_method(trained):
+    model, split = trained
+    lrs, norms = [], []
+
+    def on_step(m, i):
+        norms.append(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(p.grad) for p in m.parameters() if p.grad is not None])).item())
+
+    cfg = MethodConfig(3, 1e-2, 32, {"clip": 0.1, "lr_decay_epochs": [1, 2], "lr_decay_factor": 0.2})
+    from illusion.unlearn._loop import decayed_lr
+    assert [decayed_lr(cfg, e) for e in range(3)] == pytest.approx([1e-2, 2e-3, 4e-4])
+    run("rl", model, split, cfg, Context(seed=0, on_step=on_step))
+    assert max(norms) <= 0.1 + 1e-6

@@ -1,16 +1,21 @@
 """Classifier-only unlearning (the paper's Table 2): re-learn only the last linear layer.
 
 Every parameter is frozen, the last layer's weight and bias are zeroed and only ``fc`` is
-unfrozen; BatchNorm stays in eval mode (the context's ``train_mode`` puts the whole model in
-eval), and the registered method runs unchanged: only its context differs. The features, hence
-the LP and NCC heads, are the Original's by construction.
+unfrozen, and the registered method runs unchanged: only its context differs. BatchNorm's
+running statistics never change, so the features at test time, hence the LP and NCC heads, are
+the Original's by construction. Two protocols (the method setting's ``protocol`` option):
 
-Because the backbone is frozen, the features of every split are fixed: the fast path extracts
-them once (float32) and runs the method on a :class:`FeatureModel` (``features`` = identity, ``fc`` = the
-zeroed classifier) with a :class:`~illusion.data.ForgetSplit` of features. It sees
-un-augmented features, and so does the image path (augmentation is off in both, so both give
-the same classifier up to float error). Distillation methods (SCRUB) imitate the Original, not
-the zeroed starting model. Methods that work in input space (``IMAGE_ONLY``) always take the image path.
+- ``"authors"``: the authors' code (``--zero_last_layer``): the model is in train mode with
+  BatchNorm normalising each batch by its own statistics (running statistics untouched), on
+  images augmented as the context says. The paper profiles use it.
+- ``"cached"``: the backbone in eval mode, so the features of every split are fixed: they are
+  extracted once (float32, un-augmented) and the method runs on a :class:`FeatureModel`
+  (``features`` = identity, ``fc`` = the zeroed classifier) with a
+  :class:`~illusion.data.ForgetSplit` of features. Seconds instead of minutes on a CPU; the
+  default profile uses it, and the deviations chapter measures how far it is from the
+  authors' protocol. Methods that work in input space (``IMAGE_ONLY``) cannot use it.
+
+Distillation methods (SCRUB) imitate the Original, not the zeroed starting model.
 
     model, seconds = run("rl", original, split, cfg, ctx)
 """
@@ -31,6 +36,7 @@ from .unlearn import Context, Hook, get_method, unlearn
 
 # Methods whose loss needs images, not features (UNSIR learns noise in input space).
 IMAGE_ONLY = {"unsir"}
+PROTOCOLS = ("authors", "cached")
 SPLIT_PARTS = ("forget_train", "retain_train", "forget_test", "retain_test", "retain_val")
 
 
@@ -38,9 +44,11 @@ class FeatureModel(nn.Module):
     """A classifier on cached penultimate features, with the ``features``/``fc`` convention, so
     a method that only calls ``model(x)``, ``model.features`` or ``model.fc`` runs on it."""
 
-    def __init__(self, fc: nn.Linear):
+    def __init__(self, fc: nn.Linear, network_parameter_count: int | None = None):
         super().__init__()
         self.fc = fc
+        # The weights of the network it stands for (SalUn ranks all of them).
+        self.network_parameter_count = network_parameter_count
 
     @property
     def num_classes(self) -> int:
@@ -72,12 +80,29 @@ def _eval_mode(model: nn.Module) -> None:
     model.eval()  # BatchNorm keeps its running statistics; dropout (if any) is off
 
 
-def classifier_context(ctx: Context, **changes) -> Context:
-    """``ctx`` training ``fc`` only, with the whole model in eval mode; hooks, seed,
-    augmentation and clip are kept unless ``changes`` say otherwise. The batch generator
-    restarts from ``ctx.seed`` (as a fresh context would)."""
-    return dataclasses.replace(ctx, parameters=_classifier_parameters, train_mode=_eval_mode,
-                               **changes)
+def _batch_statistics_mode(model: nn.Module) -> None:
+    """Train mode in which BatchNorm normalises by batch statistics and leaves its running
+    statistics alone (the authors' ``track_running_stats = False``)."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+
+
+def _restore_running_statistics(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = True
+    return model
+
+
+def classifier_context(ctx: Context, protocol: str = "cached", **changes) -> Context:
+    """``ctx`` training ``fc`` only: the whole model in eval mode (``cached``) or in the
+    authors' batch-statistics train mode (``authors``); hooks, seed and augmentation are kept
+    unless ``changes`` say otherwise. The batch generator restarts from ``ctx.seed`` (as a
+    fresh context would)."""
+    mode = _batch_statistics_mode if protocol == "authors" else _eval_mode
+    return dataclasses.replace(ctx, parameters=_classifier_parameters, train_mode=mode, **changes)
 
 
 @torch.no_grad()
@@ -114,29 +139,36 @@ def _unfreeze(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+def protocol_of(name: str, cfg: MethodConfig, protocol: str | None = None) -> str:
+    """The protocol a run takes: ``protocol``, else the setting's ``protocol`` option, else
+    ``cached`` (``authors`` for the methods in ``IMAGE_ONLY``)."""
+    protocol = protocol or cfg.option("protocol") or ("authors" if name in IMAGE_ONLY else "cached")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown classifier-only protocol {protocol!r}; valid choices: "
+                         f"{list(PROTOCOLS)}")
+    if protocol == "cached" and name in IMAGE_ONLY:
+        raise ValueError(f"method {name!r} needs images (IMAGE_ONLY = {sorted(IMAGE_ONLY)}); "
+                         f"its classifier-only protocol must be 'authors'")
+    return protocol
+
+
 def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
-        ctx: Context | None = None, use_cached_features: bool | None = None,
+        ctx: Context | None = None, protocol: str | None = None,
         features: ForgetSplit | None = None) -> tuple[nn.Module, float]:
     """Classifier-only version of method ``name``; same signature and result as
     :func:`illusion.unlearn.unlearn`: (a new model whose only changed tensors are ``fc``'s,
-    seconds). ``use_cached_features`` None takes the fast feature path when the method allows
-    it (not in ``IMAGE_ONLY``); its seconds include the feature extraction. The context's hooks
-    always receive a full model (backbone + the classifier being learnt). ``features``, the
+    seconds). ``protocol`` (see the module docstring) defaults to :func:`protocol_of`; the
+    ``cached`` seconds include the feature extraction. The context's hooks always receive a
+    full model (backbone + the classifier being learnt). ``features``, the
     :func:`feature_split` of ``model`` and ``split``, saves the extraction when many methods
     run on one model (its time is then not in the returned seconds)."""
     get_method(name)  # unknown names fail here, before any work
     ctx = ctx or Context()
-    if use_cached_features is None:
-        use_cached_features = name not in IMAGE_ONLY
-    if use_cached_features and name in IMAGE_ONLY:
-        raise ValueError(f"method {name!r} needs images (IMAGE_ONLY = {sorted(IMAGE_ONLY)}); "
-                         f"use_cached_features must be False or None for it")
-    if not use_cached_features:
+    if protocol_of(name, cfg, protocol) == "authors":
         frozen = freeze_all_but_classifier(copy.deepcopy(model))
         learnt, seconds = unlearn(name, frozen, split, cfg,
-                                  classifier_context(ctx, crop_padding=0, flip=False,
-                                                     teacher=model))
-        return _unfreeze(learnt), seconds
+                                  classifier_context(ctx, "authors", teacher=model))
+        return _unfreeze(_restore_running_statistics(learnt)), seconds
 
     device = next(model.parameters()).device
     _sync(device)
@@ -152,9 +184,10 @@ def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
             hook(full, index)
         return call
 
-    head = freeze_all_but_classifier(FeatureModel(copy.deepcopy(model.fc)))
-    fast = classifier_context(ctx, crop_padding=0, flip=False,  # features cannot be cropped
-                              teacher=FeatureModel(copy.deepcopy(model.fc)),
+    count = sum(p.numel() for p in model.parameters())
+    head = freeze_all_but_classifier(FeatureModel(copy.deepcopy(model.fc), count))
+    fast = classifier_context(ctx, "cached", crop_padding=0, flip=False,  # features cannot be cropped
+                              teacher=FeatureModel(copy.deepcopy(model.fc), count),
                               on_epoch_start=on_full(ctx.on_epoch_start),
                               on_epoch_end=on_full(ctx.on_epoch_end),
                               on_step=on_full(ctx.on_step))

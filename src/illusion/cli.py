@@ -271,7 +271,7 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
     (a class id, ``"2-4-6"`` or a list), with the data subset and head settings of
     ``profile``. ``attack_steps=0`` skips relearning."""
     from .attacks import run_attacks, recovery_table
-    from .heads import evaluate_features, features
+    from .heads import evaluate_features, features, head_geometry
 
     if dataset not in SOURCES:
         raise AuditError(f"unknown dataset {dataset!r}; valid choices: {sorted(SOURCES)}")
@@ -330,7 +330,8 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         model = model.to(run_device).eval()
         bar.set_postfix_str(f"{name}: features")
         try:
-            feats = features(model, data.train, data.test)
+            # The library's protocol: the whole training set, in the head's own geometry.
+            feats = head_geometry(model, features(model, data.whole_train, data.test))
         except RuntimeError as error:
             raise AuditError(f"{paths[name]} cannot process images of {dataset!r} of shape "
                              f"{tuple(data.train.x.shape[1:])}: {str(error).splitlines()[0]}") from None

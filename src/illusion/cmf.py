@@ -12,9 +12,10 @@ every feature has the same norm and the classes are balanced; otherwise they dif
 
 W and μ are buffers, never parameters: no gradient reaches them, and output accuracy can only
 change when the features do. CMF unlearning (Algorithm 2) runs any registered method unchanged,
-through a context that recomputes W at every epoch start, trains the encoder only and clips the
-gradient norm to 1.0; W is recomputed once more at the end, with true labels (the forget classes
-keep their rows).
+through a context that recomputes W at every epoch start and trains the encoder only; W is
+recomputed once more at the end, with true labels (the forget classes keep their rows). The
+CMF settings of RL, SalUn and NegGrad+ bound the gradient norm to 1.0 (the common ``clip``
+option), as the authors do for those three only.
 
     cmf_model = prepare(original, data.train, profile.method("prepare", "cmf"), Context())
     unlearned, seconds = run("rl", cmf_model, split, profile.method("rl", "cmf"), Context())
@@ -37,7 +38,6 @@ from .unlearn import Context, unlearn
 from .unlearn._loop import concat, image_batches, run_epochs
 
 READINGS = ("code", "paper")
-CLIP = 1.0                 # gradient-norm bound of every CMF step (the authors' setting)
 
 
 class CMFHead(nn.Module):
@@ -158,7 +158,7 @@ def attach(model: nn.Module, train: Split, reading: str = "code", tau: float = 1
 
 def _cmf_context(ctx: Context, train: Split) -> Context:
     """``ctx`` changed for CMF training: recompute W at every epoch start (then the caller's own
-    hook), train the encoder only, clip the gradient norm. Shares the caller's generator."""
+    hook), train the encoder only. Shares the caller's generator."""
     wrapped = copy.copy(ctx)  # not dataclasses.replace: that would re-seed a new generator
 
     def on_epoch_start(model: nn.Module, epoch: int) -> None:
@@ -171,7 +171,6 @@ def _cmf_context(ctx: Context, train: Split) -> Context:
 
     wrapped.on_epoch_start = on_epoch_start
     wrapped.parameters = parameters
-    wrapped.clip = CLIP
     return wrapped
 
 

@@ -1,13 +1,14 @@
 """Datasets, stratified subsets, forget/retain splits and the on-device batch iterator.
 
 Every dataset ends up as normalised float tensors on the run's device: ``train`` (the part
-used for training and for the evaluation heads), ``val`` (held out for model selection) and
-``test``. Augmentation (random crop with padding, horizontal flip) is done on whole batches of
+the Original is trained on), ``val`` (held out to select the Original's checkpoint), their union
+``whole_train`` (D_f and D_r, and what the evaluation heads fit on) and ``test``. Augmentation (random crop with padding, horizontal flip) is done on whole batches of
 tensors, so there is no per-sample Python and no DataLoader in the hot loop.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import shutil
@@ -69,6 +70,13 @@ class Dataset:
     def in_channels(self) -> int:
         return self.train.x.shape[1]
 
+    @functools.cached_property
+    def whole_train(self) -> Split:
+        """The whole training set, ``train`` and ``val`` together. Validation is held out only
+        to train the Original (and prepare the CMF Original); D_f, D_r, the linear probe and
+        the NCC use the whole training set, as in the authors' code."""
+        return Split(torch.cat([self.train.x, self.val.x]), torch.cat([self.train.y, self.val.y]))
+
     def to(self, device) -> "Dataset":
         return Dataset(self.name, self.classes, self.train.to(device), self.val.to(device),
                        self.test.to(device))
@@ -76,7 +84,8 @@ class Dataset:
 
 @dataclass
 class ForgetSplit:
-    """D_f / D_r of the training split and the matching test (and validation) parts."""
+    """D_f / D_r of the whole training set and the matching test parts; ``retain_val`` is the
+    retain part of the validation split (itself inside D_r)."""
 
     forget_set: ForgetSet
     forget_train: Split
@@ -87,7 +96,8 @@ class ForgetSplit:
 
 
 def split_forget(data: Dataset, forget_set: ForgetSet) -> ForgetSplit:
-    """Class-wise forgetting: D_f is every training image of the forget classes, D_r the rest."""
+    """Class-wise forgetting: D_f is every image of the forget classes in the whole training
+    set (:attr:`Dataset.whole_train`), D_r the rest."""
     forget = torch.tensor(forget_set.classes, device=data.train.y.device)
     if int(forget.max()) >= data.num_classes or int(forget.min()) < 0:
         raise ValueError(f"forget set {forget_set.classes} has class ids outside "
@@ -97,7 +107,7 @@ def split_forget(data: Dataset, forget_set: ForgetSet) -> ForgetSplit:
         is_forget = torch.isin(split.y, forget)
         return split.where(is_forget), split.where(~is_forget)
 
-    forget_train, retain_train = parts(data.train)
+    forget_train, retain_train = parts(data.whole_train)
     forget_test, retain_test = parts(data.test)
     _, retain_val = parts(data.val)
     return ForgetSplit(forget_set, forget_train, retain_train, forget_test, retain_test, retain_val)

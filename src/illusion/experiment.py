@@ -28,13 +28,14 @@ from .attacks import run_attacks
 from .config import ForgetSet, Profile, resolve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget, stratified_indices
 from .geometry import alignment_cosines
-from .heads import (HEADS, Features, evaluate_features, features, fit_linear_probe,
-                    split_accuracy)
+from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
+                    fit_linear_probe, head_geometry, split_accuracy)
 from .mia import mia_efficacy
 from .models import INFERENCE_BATCH_SIZE, build_model
 from .store import Store, spec_key
 from .train import fit, resolve_device
 from .unlearn import BASELINES, CLASSIFIER_EDITS, Context, unlearn
+from .unlearn._loop import concat
 
 
 @dataclass
@@ -143,6 +144,9 @@ class Experiment:
         return self._trained("original", "full", None, self.original_spec(), compute)
 
     def retrain(self, forget_set: ForgetSet | int | str) -> Trained:
+        """Trained from scratch on D_r, the retain part of the whole training set, as in the
+        authors' code; there is no validation split (``keep="best"`` then selects by training
+        accuracy)."""
         forget_set = ForgetSet.parse(forget_set)
         p = self.profile
         spec = {"kind": "retrain", "data": p.data, "model": p.model, "train": p.retrain,
@@ -151,7 +155,8 @@ class Experiment:
 
         def compute():
             start = time.perf_counter()
-            model, history = fit(self.new_model(), split.retain_train, split.retain_val,
+            no_validation = split.retain_train.where(split.retain_train.y < 0)
+            model, history = fit(self.new_model(), split.retain_train, no_validation,
                                  p.retrain, p.seed, desc=f"retrain {forget_set}",
                                  checkpoint=self.store.path("checkpoints", spec, ".pt"))
             return model, {"history": history, "seconds": time.perf_counter() - start}
@@ -232,12 +237,19 @@ class Experiment:
         return self._feature_splits[forget_set]
 
     # ---------------------------------------------------------------- evaluation
-    def features(self, trained: Trained) -> Features:
-        """Penultimate features of the training and test splits, extracted once per model.
+    def features(self, trained: Trained, geometry: str = "raw") -> Features:
+        """Penultimate features of the whole training set and of the test split, extracted
+        once per model (the training images augmented once when the profile's heads say so).
+        ``geometry="model"`` gives them in the space the model's own head classifies
+        (:func:`illusion.heads.head_geometry`: ẑ for a CMF model), ``"raw"`` as they are.
 
         A model whose backbone is bitwise the Original's (classifier-only unlearning) has the
         Original's features by construction: they are reused, only its logits are recomputed.
         """
+        if geometry not in GEOMETRIES:
+            raise ValueError(f"unknown geometry {geometry!r}; valid choices: {list(GEOMETRIES)}")
+        if geometry == "model":
+            return head_geometry(trained.model, self.features(trained))
         if trained.key not in self._features:
             original = self.original()
             if trained.key != original.key and _same_backbone(trained.model, original.model):
@@ -247,23 +259,35 @@ class Experiment:
                 self._features[trained.key] = dataclasses.replace(
                     f, train_logits=logits[0], test_logits=logits[1])
             else:
-                self._features[trained.key] = features(trained.model, self.data.train,
-                                                       self.data.test)
+                self._features[trained.key] = features(trained.model, self.data.whole_train,
+                                                       self.data.test,
+                                                       train_augmentation=self.train_augmentation())
         return self._features[trained.key]
 
+    def train_augmentation(self) -> Augmentation | None:
+        """The one augmented pass of the heads' training features (``heads.augment_train``),
+        with the Original's augmentation and the profile's seed."""
+        recipe = self.profile.original
+        return (Augmentation(recipe.crop_padding, recipe.flip, self.profile.seed)
+                if self.profile.heads.augment_train else None)
+
     def evaluate(self, trained: Trained, forget_set: ForgetSet | int | str | None = None,
-                 heads=HEADS, lp: str | None = None) -> pd.DataFrame:
+                 heads=HEADS, lp: str | None = None, geometry: str = "model") -> pd.DataFrame:
         """Tidy accuracies: model, variant, forget_set, head, split, accuracy, seconds.
 
-        ``seconds`` is the model's training/unlearning wall time for the output head and the
-        head's own fitting time for LP and NCC."""
+        LP and NCC fit in the model's own geometry (the authors' protocol: ẑ for a CMF model)
+        or, with ``geometry="raw"``, on the raw penultimate features. ``seconds`` is the
+        model's training/unlearning wall time for the output head and the head's own fitting
+        time for LP and NCC."""
         forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
         heads_cfg = self.profile.heads
         spec = {"kind": "evaluate", "model": trained.key, "forget_set": forget_set,
-                "heads": list(heads), "config": heads_cfg, "lp": lp or heads_cfg.lp}
+                "heads": list(heads), "config": heads_cfg, "lp": lp or heads_cfg.lp,
+                "geometry": geometry}
 
         def compute() -> pd.DataFrame:
-            table = evaluate_features(self.features(trained), forget_set, heads_cfg, heads, lp)
+            table = evaluate_features(self.features(trained, geometry), forget_set, heads_cfg,
+                                      heads, lp)
             table.loc[table["head"] == "output", "seconds"] = trained.seconds
             table.insert(0, "model", trained.name)
             table.insert(1, "variant", trained.variant)
@@ -277,12 +301,14 @@ class Experiment:
         MIA: an SVC on true-label confidence, members = retain training images, non-members =
         test images of the retain classes, reported as the percentage of D_f called
         non-member. Alignment: cosine between each classifier row and its centred class mean
-        (over the training features), averaged over forget and over retain classes."""
+        (over the training features, in the head's own geometry), averaged over forget and
+        over retain classes."""
         forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
-        spec = {"kind": "metrics", "model": trained.key, "forget_set": forget_set}
+        spec = {"kind": "metrics", "model": trained.key, "forget_set": forget_set,
+                "geometry": "model"}
 
         def compute() -> pd.DataFrame:
-            f = self.features(trained)
+            f = self.features(trained, "model")
             forget = torch.tensor(forget_set.classes, device=f.train_y.device)
             in_train, in_test = torch.isin(f.train_y, forget), torch.isin(f.test_y, forget)
             mia = mia_efficacy(f.train_logits[~in_train], f.train_y[~in_train],
@@ -306,8 +332,7 @@ class Experiment:
 
         def compute() -> pd.DataFrame:
             stages = {}
-            for part in ("train", "test"):
-                split = getattr(self.data, part)
+            for part, split in (("train", self.data.whole_train), ("test", self.data.test)):
                 with torch.no_grad():
                     trained.model.eval()
                     chunks = [trained.model.stage_features(split.x[i:i + INFERENCE_BATCH_SIZE])
@@ -316,7 +341,7 @@ class Experiment:
             rows = []
             names = ["stem"] + [f"stage {i}" for i in range(1, len(stages["train"]))]
             for name, train_f, test_f in zip(names, stages["train"], stages["test"]):
-                probe = fit_linear_probe(train_f, self.data.train.y, self.data.num_classes,
+                probe = fit_linear_probe(train_f, self.data.whole_train.y, self.data.num_classes,
                                          self.profile.heads, "lbfgs")
                 with torch.no_grad():
                     pred = probe(test_f).argmax(1)
@@ -329,38 +354,58 @@ class Experiment:
 
     def unlearning_curve(self, method: str, forget_set: ForgetSet | int | str,
                          variant: str = "full", points: int = 8,
-                         train_per_class: int = 200) -> pd.DataFrame:
-        """Output / LP / NCC accuracy during unlearning, at about ``points`` steps (tidy:
-        step, head, split, accuracy). LP and NCC are fitted on a stratified subset of
-        ``train_per_class`` training images per class at each point, to keep it cheap."""
+                         train_per_class: int = 200, epochs: int | None = None,
+                         at: str = "step") -> pd.DataFrame:
+        """Output / LP / NCC accuracy during unlearning (tidy: step or epoch, head, split,
+        accuracy), at about ``points`` optimiser steps (``at="step"``) or at the end of every
+        epoch of the run's loop (``at="epoch"``; UNSIR's loop runs its impair and its repair
+        epochs). ``epochs`` overrides the setting's. LP and NCC are fitted, in the model's own
+        geometry, on a stratified subset of ``train_per_class`` training images per class at
+        each point, to keep it cheap. Under CMF a point taken at an epoch end sees W recomputed
+        from the current features, as the stored model would (the next epoch recomputes it
+        anyway, so the run is unchanged)."""
+        if at not in ("step", "epoch"):
+            raise ValueError(f"unknown curve resolution at={at!r}; valid choices: ['epoch', 'step']")
         forget_set = ForgetSet.parse(forget_set)
         cfg = self.profile.method(method, variant)
+        if epochs is not None:
+            cfg = dataclasses.replace(cfg, epochs=epochs)
         base = VARIANTS[variant].base(self)
         spec = {"kind": "curve", "method": method, "variant": variant, "config": cfg,
                 "forget_set": forget_set, "parent": base.key, "points": points,
                 "train_per_class": train_per_class, "heads": self.profile.heads,
-                "seed": self.profile.seed}
+                "seed": self.profile.seed, "at": at}
 
         def compute() -> pd.DataFrame:
             split = self.split(forget_set)
             rng = np.random.default_rng(self.profile.seed)
-            idx = torch.as_tensor(stratified_indices(self.data.train.y.cpu().numpy(),
-                                                     min(train_per_class, int(torch.bincount(self.data.train.y).min())), rng),
+            train = self.data.whole_train
+            idx = torch.as_tensor(stratified_indices(train.y.cpu().numpy(),
+                                                     min(train_per_class, int(torch.bincount(train.y).min())), rng),
                                   device=self.device)
-            probe_train = Split(self.data.train.x[idx], self.data.train.y[idx])
+            probe_train = Split(train.x[idx], train.y[idx])
             n_train = len(split.retain_train) + (len(split.forget_train) if method != "retain_ft" else 0)
             every = max(1, (max(cfg.epochs, 1) * -(-n_train // cfg.batch_size)) // points)
             rows = []
 
-            def measure(model: nn.Module, step: int) -> None:
-                if step % every:
-                    return
-                f = features(model, probe_train, self.data.test)
+            def measure(model: nn.Module, index: int) -> None:
+                f = head_geometry(model, features(model, probe_train, self.data.test))
                 table = evaluate_features(f, forget_set, self.profile.heads)
-                rows.append(table.drop(columns="seconds").assign(step=step))
+                rows.append(table.drop(columns="seconds").assign(**{at: index}))
+
+            def on_step(model: nn.Module, step: int) -> None:
+                if step % every == 0:
+                    measure(model, step)
+
+            def on_epoch_end(model: nn.Module, epoch: int) -> None:
+                if cmf.head_is_cmf(model):
+                    cmf.recompute(model, concat(split.forget_train, split.retain_train))
+                measure(model, epoch + 1)
 
             measure(base.model, 0)
-            VARIANTS[variant].run(method, base.model, split, cfg, self.context(on_step=measure))
+            hooks = {"on_step": on_step} if at == "step" else {"on_epoch_end": on_epoch_end}
+            VARIANTS[variant].run(method, base.model, split, cfg, self.context(**hooks),
+                                  **VARIANTS[variant].inputs(self, forget_set))
             table = pd.concat(rows, ignore_index=True)
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
@@ -386,7 +431,7 @@ class Experiment:
             curves = run_attacks(trained.model, self.split(forget_set), attacks,
                                  steps=budget.steps, lr=budget.lr, batch_size=budget.batch_size,
                                  eval_every=budget.eval_every, seed=self.profile.seed,
-                                 shots=budget.shots, train=self.data.train,
+                                 shots=budget.shots, train=self.data.whole_train,
                                  features=self.features(trained))
             curves.insert(0, "model", trained.name)
             curves.insert(1, "variant", trained.variant)

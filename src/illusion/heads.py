@@ -6,14 +6,19 @@ every head reuses them. Accuracies are in percent on the test images of the reta
 
 - output: the model's own classifier.
 - lp: a fresh linear layer (with bias) trained with cross-entropy on the frozen features of the
-  whole training split, forget classes included, true labels. ``lbfgs`` is full-batch L-BFGS
+  whole training set, forget classes included, true labels. ``lbfgs`` is full-batch L-BFGS
   (fast, deterministic); ``sgd`` is the paper's protocol (SGD lr 0.01, momentum 0.9, batch 128,
   best epoch on a 90/10 split).
 - ncc: class means of the training features (all classes), Euclidean-nearest mean.
+
+A model with a CMF head is measured in its head's own geometry, as the authors do: LP and NCC
+fit on ẑ = normalize(normalize(f) − μ), the features the CMF head classifies
+(:func:`head_geometry`); ``geometry="raw"`` keeps the raw features as a second view.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -22,11 +27,13 @@ import torch
 from torch import nn
 
 from .config import ForgetSet, HeadConfig
-from .data import Split
+from .data import Split, augment
 from .models import INFERENCE_BATCH_SIZE
 from .train import autocast
 
 HEADS = ("output", "lp", "ncc")
+GEOMETRIES = ("model", "raw")
+SGD_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -42,17 +49,32 @@ class Features:
     num_classes: int
 
 
+@dataclass(frozen=True)
+class Augmentation:
+    """One augmented pass: random crop with ``padding`` and ``flip``, drawn from ``seed``."""
+
+    padding: int
+    flip: bool
+    seed: int
+
+
 @torch.no_grad()
 def extract(model: nn.Module, split: Split, batch_size: int = INFERENCE_BATCH_SIZE,
-            with_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Penultimate features (float32) of a split in eval mode; logits from the same pass."""
+            with_logits: bool = False, augmentation: Augmentation | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Penultimate features (float32) of a split in eval mode; logits from the same pass.
+    With ``augmentation`` every image is augmented once (the authors' feature extraction)."""
     was_training = model.training
     model.eval()
     device = split.x.device
+    generator = torch.Generator().manual_seed(augmentation.seed) if augmentation else None
     feats, logits = [], []
     with autocast(device):
         for start in range(0, len(split), batch_size):
-            f = model.features(split.x[start:start + batch_size])
+            x = split.x[start:start + batch_size]
+            if augmentation:
+                x = augment(x, augmentation.padding, augmentation.flip, generator)
+            f = model.features(x)
             feats.append(f.float())
             if with_logits:
                 logits.append(model.fc(f).float())
@@ -61,8 +83,10 @@ def extract(model: nn.Module, split: Split, batch_size: int = INFERENCE_BATCH_SI
 
 
 def features(model: nn.Module, train: Split, test: Split,
-             batch_size: int = INFERENCE_BATCH_SIZE) -> Features:
-    train_f, train_logits = extract(model, train, batch_size, with_logits=True)
+             batch_size: int = INFERENCE_BATCH_SIZE,
+             train_augmentation: Augmentation | None = None) -> Features:
+    train_f, train_logits = extract(model, train, batch_size, with_logits=True,
+                                    augmentation=train_augmentation)
     test_f, test_logits = extract(model, test, batch_size, with_logits=True)
     return Features(train_f, train.y, train_logits, test_f, test.y, test_logits,
                     model.fc.out_features)
@@ -96,11 +120,27 @@ def linear_probe_lbfgs(train_x: torch.Tensor, train_y: torch.Tensor, num_classes
     return out
 
 
+def head_geometry(model: nn.Module, feats: Features) -> Features:
+    """The features ``model``'s own head classifies: ẑ for a CMF head (its ``centred``), the
+    penultimate features themselves for a linear head. Logits are unchanged."""
+    centred = getattr(model.fc, "centred", None)
+    if centred is None:
+        return feats
+    with torch.no_grad():
+        return dataclasses.replace(feats, train=centred(feats.train).float(),
+                                   test=centred(feats.test).float())
+
+
 def linear_probe_sgd(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,
                      epochs: int = 20, lr: float = 0.01, batch_size: int = 128,
-                     seed: int = 1234) -> nn.Linear:
+                     seed: int = 1234, schedule: str = "constant",
+                     patience: int | None = None) -> nn.Linear:
     """The paper's protocol: SGD (momentum 0.9, no weight decay) on 90% of the training
-    features, the epoch with the best accuracy on the other 10% kept."""
+    features, the epoch with the best accuracy on the other 10% kept. ``schedule="cosine"``
+    anneals the LR over ``epochs`` (per epoch); ``patience`` stops after that many epochs
+    without a better validation accuracy (the authors' Tiny-ImageNet and CIFAR-100 settings)."""
+    if schedule not in SGD_SCHEDULES:
+        raise ValueError(f"unknown probe schedule {schedule!r}; valid choices: {list(SGD_SCHEDULES)}")
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train_y), generator=generator).to(train_y.device)
     n_val = max(1, len(order) // 10)
@@ -108,8 +148,10 @@ def linear_probe_sgd(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: 
     torch.manual_seed(seed)
     probe = nn.Linear(train_x.shape[1], num_classes).to(train_x.device)
     optimizer = torch.optim.SGD(probe.parameters(), lr=lr, momentum=0.9)
-    best, best_state = -1.0, None
-    for _ in range(epochs):
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+                 if schedule == "cosine" else None)
+    best, best_state, best_epoch = -1.0, None, 0
+    for epoch in range(epochs):
         perm = fit_idx[torch.randperm(len(fit_idx), generator=generator).to(train_y.device)]
         for start in range(0, len(perm), batch_size):
             idx = perm[start:start + batch_size]
@@ -120,7 +162,12 @@ def linear_probe_sgd(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: 
         with torch.no_grad():
             val_acc = (probe(train_x[val_idx]).argmax(1) == train_y[val_idx]).float().mean().item()
         if val_acc > best:
-            best, best_state = val_acc, {k: v.clone() for k, v in probe.state_dict().items()}
+            best, best_epoch = val_acc, epoch
+            best_state = {k: v.clone() for k, v in probe.state_dict().items()}
+        if patience is not None and epoch - best_epoch >= patience:
+            break
+        if scheduler is not None:
+            scheduler.step()
     probe.load_state_dict(best_state)
     return probe
 
@@ -131,7 +178,8 @@ def fit_linear_probe(train_x, train_y, num_classes: int, cfg: HeadConfig, method
         return linear_probe_lbfgs(train_x, train_y, num_classes, cfg.lbfgs_max_iter, cfg.lbfgs_l2)
     if method == "sgd":
         return linear_probe_sgd(train_x, train_y, num_classes, cfg.sgd_epochs, cfg.sgd_lr,
-                                cfg.sgd_batch_size)
+                                cfg.sgd_batch_size, schedule=cfg.sgd_schedule,
+                                patience=cfg.sgd_patience)
     raise ValueError(f"unknown linear-probe method {method!r}; valid choices: ['lbfgs', 'sgd']")
 
 

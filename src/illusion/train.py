@@ -1,7 +1,8 @@
 """Training from scratch: the paper's recipe for the Original model and for Retrain.
 
 SGD with Nesterov momentum, linear warm-up then cosine decay to ``min_lr`` (stepped per
-iteration), the best-validation checkpoint kept, early stopping on validation accuracy. A
+iteration), the best-validation checkpoint kept (or the last epoch, ``keep="last"``), early
+stopping on validation accuracy. A
 ``checkpoint`` path makes a long run resumable: the state is written atomically after every
 epoch and picked up again when the run restarts.
 """
@@ -23,6 +24,9 @@ from .config import TrainConfig
 from .data import Split, batches
 from .models import INFERENCE_BATCH_SIZE
 from .store import atomic_torch_save
+
+
+KEEP = ("best", "last")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -71,8 +75,12 @@ def accuracy(model: nn.Module, split: Split, batch_size: int = INFERENCE_BATCH_S
 
 def fit(model: nn.Module, train: Split, val: Split, recipe: TrainConfig, seed: int,
         checkpoint: str | Path | None = None, desc: str = "train") -> tuple[nn.Module, dict]:
-    """Train ``model`` with ``recipe``; return the best-validation model and the history
-    (per-epoch ``train_loss``, ``train_accuracy``, ``val_accuracy``, ``lr``)."""
+    """Train ``model`` with ``recipe``; return the model of the epoch ``recipe.keep`` says (the
+    best validation accuracy, or the training accuracy without a validation split; or the last)
+    and the history (per-epoch ``train_loss``, ``train_accuracy``, ``val_accuracy`` (NaN
+    without a validation split), ``lr``)."""
+    if recipe.keep not in KEEP:
+        raise ValueError(f"unknown checkpoint choice keep={recipe.keep!r}; valid choices: {list(KEEP)}")
     device = next(model.parameters()).device
     generator = seed_everything(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
@@ -115,14 +123,15 @@ def fit(model: nn.Module, train: Split, val: Split, recipe: TrainConfig, seed: i
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
-        val_accuracy = accuracy(model, val) if len(val) else 100.0 * correct / seen
+        val_accuracy = accuracy(model, val) if len(val) else float("nan")
+        selection = val_accuracy if len(val) else 100.0 * correct / seen
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(loss_sum / seen)
         history["train_accuracy"].append(100.0 * correct / seen)
         history["val_accuracy"].append(val_accuracy)
         history["lr"].append(optimizer.param_groups[0]["lr"])
-        if val_accuracy > best_val:
-            best_val, best_epoch = val_accuracy, epoch
+        if recipe.keep == "last" or selection > best_val:
+            best_val, best_epoch = selection, epoch
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", val=f"{val_accuracy:.1f}")
         if checkpoint:

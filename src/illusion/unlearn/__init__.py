@@ -52,7 +52,6 @@ class Context:
     on_step: Hook = _no_hook              # called after every optimiser step (curves)
     crop_padding: int = 0                 # augmentation of image batches; off for features
     flip: bool = False
-    clip: float | None = None             # gradient-norm bound for every step (CMF uses 1.0)
     # The frozen model distillation methods (SCRUB) imitate; None: a copy of the starting
     # model. Classifier-only sets it to the Original, since its starting model has a zeroed fc.
     teacher: nn.Module | None = None

@@ -1,9 +1,11 @@
 """SalUn (Fan et al., "SalUn: Empowering machine unlearning via gradient-based weight
 saliency"): Random Label restricted to the salient weights.
 
-The saliency mask keeps the ``sparsity`` share (0.5) of trained weights with the largest
-|∂CE(D_f)/∂θ|, in one global ranking over all of them; it is computed on the starting model,
-which is left exactly as it was. RL then runs with every gradient multiplied by the mask.
+The saliency mask keeps the ``sparsity`` share (0.5) of the model's weights with the largest
+|∂CE(D_f)/∂θ|, in one global ranking over all of them, as in the authors' code: weights the
+context does not train (a frozen backbone) rank with gradient 0, so when only the last layer
+trains, every one of its weights is kept. The mask is computed on the starting model, which is
+left exactly as it was. RL then runs with every gradient multiplied by the mask.
 """
 
 from __future__ import annotations
@@ -36,11 +38,17 @@ def forget_gradients(model: nn.Module, forget: Split, params: list[nn.Parameter]
     return total
 
 
+def parameter_count(model: nn.Module) -> int:
+    """Weights of the whole network, trained or not. A model on cached features (the
+    classifier-only fast path) holds only the last layer and says how many its network has."""
+    return getattr(model, "network_parameter_count", None) or sum(p.numel() for p in model.parameters())
+
+
 def saliency_mask(model: nn.Module, split: ForgetSplit, sparsity: float, ctx: Context,
                   batch_size: int = 128) -> dict[str, torch.Tensor]:
-    """{parameter name: 0/1 float mask} over ``ctx.parameters(model)``: ones on the
-    ``round(sparsity * N)`` weights with the largest forget-gradient magnitude (N = all trained
-    weights, one global ranking)."""
+    """{parameter name: 0/1 float mask} over ``ctx.parameters(model)``: ones on the trained
+    weights among the ``round(sparsity * N)`` weights of the whole network (N of them, untrained
+    ones with gradient 0) with the largest forget-gradient magnitude."""
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"salun sparsity must lie in [0, 1], got {sparsity}")
     if len(split.forget_train) == 0:
@@ -49,7 +57,7 @@ def saliency_mask(model: nn.Module, split: ForgetSplit, sparsity: float, ctx: Co
     names = {id(p): n for n, p in model.named_parameters()}
     grads = forget_gradients(model, split.forget_train, params, batch_size)
     magnitude = torch.cat([g.abs().flatten() for g in grads])
-    keep = round(sparsity * magnitude.numel())
+    keep = min(round(sparsity * parameter_count(model)), magnitude.numel())
     flat = torch.zeros_like(magnitude)
     flat[torch.topk(magnitude, keep, sorted=False).indices] = 1.0
     masks = flat.split([p.numel() for p in params])

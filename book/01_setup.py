@@ -90,6 +90,11 @@ print(f"Original: {original.seconds:.0f} s of training, best epoch "
 #
 # The profile's forget sets, by bucket. Single-class forget sets span classes that are easy to
 # confuse with others and classes that are not; the multi-class bucket forgets a group.
+#
+# As in the authors' code, the validation split is held out only to train the Original (and to
+# prepare the CMF Original, chapter 5): Retrain trains on D_r, the retain classes of the whole
+# training set, validation images included, and keeps its last epoch. The same whole training
+# set gives D_f and D_r to every unlearning method and the training features of the LP and NCC.
 
 # %%
 def describe(forget_set):
@@ -108,7 +113,8 @@ results.save(curves, exp.profile, "01_setup", "training_curves")
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 sns.lineplot(curves, x="epoch", y="train_loss", hue="model", ax=axes[0])
 sns.lineplot(curves, x="epoch", y="val_accuracy", hue="model", ax=axes[1], legend=False)
-axes[0].set_title("training loss"); axes[1].set_title("validation accuracy (%)")
+axes[0].set_title("training loss")
+axes[1].set_title("validation accuracy (%), Original only")
 plt.tight_layout()
 plt.show()
 
@@ -146,8 +152,11 @@ plt.show()
 # datasets — the profile's setting is printed above). The book's default probe is full-batch
 # L-BFGS on the same cached features, with a small L2 penalty: deterministic, converged, and
 # independent of a step size. Both are run here on the Original model and on every Retrain; on
-# the real profiles the check below asserts that the two agree within **1 percentage point** on
-# the whole test split, on average over these models.
+# the real profiles the check below asserts that the two agree, on average over these models,
+# within **1 percentage point** on the test images of the retain classes and within **3 pp**
+# on those of the forget classes. The forget split is small (200 test images per class on
+# `default`, so one image is 0.5 pp) and the probes differ most on the confusable forget
+# classes; a probe gap on the whole test split would hide it under the retain images.
 
 # %%
 models = [(original, exp.profile.forget_sets[0])] + [(r, fs) for fs, r in retrains.items()]
@@ -162,27 +171,23 @@ print("mean fitting time per probe (s):", probe_seconds.round(2).to_dict())
 probe_table.round(2)
 
 # %%
-def overall(model, forget_set, lp):
-    """Whole-test-split accuracy of a probe, from its retain and forget accuracies."""
-    table = exp.evaluate(model, forget_set, heads=("lp",), lp=lp).set_index("split")["accuracy"]
-    n_forget = int(torch.isin(data.test.y, torch.tensor(forget_set.classes, device=data.test.y.device)).sum())
-    n = len(data.test)
-    return (table["retain"] * (n - n_forget) + table["forget"] * n_forget) / n
-
-gap = sum(abs(overall(m, fs, "lbfgs") - overall(m, fs, "sgd")) for m, fs in models) / len(models)
-print(f"mean |L-BFGS - SGD| on the whole test split: {gap:.2f} pp")
+probe_gap = probe_table["difference"].abs().groupby(level="split").mean()
+print("mean |L-BFGS - SGD| per split (pp): " + ", ".join(f"{k} {v:.2f}" for k, v in probe_gap.items()))
 
 # %% [markdown]
 # ## Checks
 #
 # On the real profiles: the Original model reaches the profile's accuracy target on the test
 # split (88% on `default`, Fashion-MNIST with a narrow ResNet-10), and the fast probe matches the
-# paper's SGD protocol within 1 pp.
+# paper's SGD protocol within 1 pp on the retain split and 3 pp on the forget split.
 
 # %%
 target = {"default": 88.0}.get(exp.profile.name)
 if checks and target is not None:
     assert original_test_accuracy >= target, f"Original test accuracy {original_test_accuracy:.2f} < {target}"
+PROBE_TOLERANCE = {"retain": 1.0, "forget": 3.0}  # pp, mean over the models above
 if checks:
-    assert gap <= 1.0, f"the L-BFGS probe differs from the SGD protocol by {gap:.2f} pp"
+    for split, tolerance in PROBE_TOLERANCE.items():
+        assert probe_gap[split] <= tolerance, (f"the L-BFGS probe differs from the SGD protocol "
+                                               f"by {probe_gap[split]:.2f} pp on {split}")
 print("checks passed" if checks else "checks skipped on the smoke profile")

@@ -17,10 +17,19 @@
 # can erase a class from the output while the retain classes keep their accuracy. Gao et al.
 # (2026, Table 2) test this with every unlearning method: **freeze the whole network, zero the
 # last linear layer (weight and bias), and re-learn only that layer with the method's own
-# loss**, BatchNorm in eval mode. The features — and with them the LP and NCC heads — are the
-# Original's by construction, so whatever the output head shows, nothing was removed from the
-# representation. If a method reaches the same output numbers this way as when it trains the
-# whole network, its output-level success says nothing about the features.
+# loss**. BatchNorm's running statistics never change, so the features at test time — and with
+# them the LP and NCC heads — are the Original's by construction: whatever the output head
+# shows, nothing was removed from the representation. If a method reaches the same output
+# numbers this way as when it trains the whole network, its output-level success says nothing
+# about the features.
+#
+# Two protocols train the classifier (the method setting's `protocol`, printed in the
+# configuration above): the authors' (`authors`: the network in train mode, BatchNorm
+# normalising each batch by its own statistics, on augmented images — the paper profiles use
+# it) and a cached one (`cached`: the backbone in eval mode, its features extracted once, the
+# classifier trained on them in seconds — the `default` profile uses it for every method but
+# UNSIR, which learns noise in input space). The chapter "Deviations from the authors' code"
+# measures how far the two are apart on this profile.
 #
 # Two methods need no re-run: **SVD** (as in the paper's code, it projects the last layer's
 # weight) and **prune** (zero the forget rows) only ever edit the last layer. Zeroing that layer
@@ -34,16 +43,14 @@ profile = "default"
 overrides = {}
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
 
-from illusion import classifier_only, results
+from illusion import results
 from illusion.book import start
-from illusion.heads import HEADS, extract
+from illusion.heads import HEADS, class_means, extract, ncc_predict
 from illusion.unlearn import CLASSIFIER_EDITS  # shown as their full runs
 
 exp, checks = start(profile, overrides)
@@ -64,12 +71,9 @@ def backbone_changes(model) -> list[str]:
 # ## Every method, full model and classifier only
 #
 # For each forget set: the Original, Retrain, and every method run on the full model and on
-# the classifier only (UNSIR learns noise in input space, so its classifier-only run goes
-# through the images; the others use the fast path on cached features, which gives the same
-# classifier — shown further down). Run time (RTE) is the wall time of the unlearning run; the
-# cached-feature runs of a forget set share one feature extraction, which is not in their RTE
-# (its cost is shown in the comparison of the two paths below). Full-model runs are shared with
-# the previous chapters through the artifact store.
+# the classifier only. Run time (RTE) is the wall time of the unlearning run; the cached-feature
+# runs of a forget set share one feature extraction, which is not in their RTE. Full-model runs
+# are shared with the previous chapters through the artifact store.
 
 # %%
 rows, backbone = [], []
@@ -165,38 +169,41 @@ per_set = (table[(table["head"] == "output") & table["model"].isin(order)]
 per_set.round(1)
 
 # %% [markdown]
-# ## Two ways to train the classifier alone
+# ## What did change: the classifier's geometry
 #
-# With the backbone frozen, every image's features are fixed, so a classifier-only method can
-# run on features extracted once instead of passing images through the network at every step
-# (augmentation is off on both paths: cached features cannot be cropped). The two paths must
-# give the same classifier up to floating-point error. Here Random Label on the first forget
-# set, called directly both ways (not stored).
+# That LP and NCC equal the Original's is a check that the backbone did not move, not evidence
+# for the claim. The evidence is in how the *classifier* now sits against features that did
+# not move. Two measurements, before (Original) and after each classifier-only run, on the
+# training features:
+#
+# - **alignment** $\cos(w_c, \mu_c-\mu_G)$ of each classifier row with its centred class mean
+#   (chapter 2), averaged over the forget classes and over the retain classes: the theory of
+#   chapter 3 turns the forget row away from its class mean, $w_f \to -c\,\mu_f$, and leaves
+#   the retain rows aligned;
+# - **NC4**, the share of test images on which the classifier and the NCC head disagree, on
+#   the forget and on the retain classes: an unchanged feature cluster that the classifier no
+#   longer recognises shows up as classifier-NCC disagreement on the forget class alone.
 
 # %%
-fs = exp.profile.forget_sets[0]
-split, cfg = exp.split(fs), exp.profile.method("rl")
-paths = {}
-for cached in (True, False):
-    start = time.perf_counter()
-    model, seconds = classifier_only.run("rl", original.model, split, cfg, exp.context(),
-                                         use_cached_features=cached)
-    paths[cached] = (model, seconds, time.perf_counter() - start)
-(fast, fast_s, _), (slow, slow_s, _) = paths[True], paths[False]
-weight_gap = max((fast.fc.weight - slow.fc.weight).abs().max().item(),
-                 (fast.fc.bias - slow.fc.bias).abs().max().item())
-fast_pred = extract(fast, exp.data.test, with_logits=True)[1].argmax(1)
-slow_pred = extract(slow, exp.data.test, with_logits=True)[1].argmax(1)
-agreement = 100.0 * (fast_pred == slow_pred).double().mean().item()
-comparison = pd.DataFrame([
-    {"path": "cached features", "seconds": fast_s},
-    {"path": "images", "seconds": slow_s},
-]).assign(max_abs_weight_difference=weight_gap, prediction_agreement=agreement,
-          method="rl", forget_set=fs.name)
-results.save(comparison, exp.profile, "04_classifier_only", "paths")
-print(f"max |weight difference| {weight_gap:.2e}; test predictions agree on {agreement:.2f}%; "
-      f"speed-up of the cached path: {slow_s / fast_s:.1f}x")
-comparison
+geometry = []
+for fs in exp.profile.forget_sets:
+    candidates = [("original", original)] + [(m, exp.unlearned(m, fs, "classifier_only"))
+                                             for m in methods if m not in CLASSIFIER_EDITS]
+    for name, trained in candidates:
+        metrics = exp.metrics(trained, fs).set_index("metric")["value"]
+        feats = exp.features(trained)
+        ncc = ncc_predict(class_means(feats.train, feats.train_y, feats.num_classes), feats.test)
+        differ = (feats.test_logits.argmax(1) != ncc).double()
+        in_forget = torch.isin(feats.test_y, torch.tensor(fs.classes, device=feats.test_y.device))
+        geometry.append({"model": name, "forget_set": fs.name,
+                         "alignment_forget": metrics["alignment_forget"],
+                         "alignment_retain": metrics["alignment_retain"],
+                         "nc4_forget": 100 * differ[in_forget].mean().item(),
+                         "nc4_retain": 100 * differ[~in_forget].mean().item()})
+geometry = pd.DataFrame(geometry)
+results.save(geometry, exp.profile, "04_classifier_only", "classifier_geometry")
+geometry.groupby("model", sort=False)[["alignment_forget", "alignment_retain", "nc4_forget",
+                                       "nc4_retain"]].mean().round(3)
 
 # %% [markdown]
 # ## Checks
@@ -216,9 +223,14 @@ comparison
 #   is shown, not asserted;
 # - the **LP and NCC** accuracies of every classifier-only model **equal** the Original's
 #   exactly (no tolerance), per forget set and split, and the penultimate features of one
-#   classifier-only model (RL, first forget set) are bitwise identical to the Original's;
-# - the two classifier-only paths agree: max |weight difference| at most $10^{-4}$ and at least
-#   99.5% of test predictions equal.
+#   classifier-only model (RL, first forget set) are bitwise identical to the Original's: a
+#   check that the backbone did not change, true by construction;
+# - the evidence: for classifier-only **RL** and **NegGrad+**, the forget row's alignment with
+#   its class mean falls **below 0** (the row turned away from unchanged features; the
+#   Original's is printed above) while the retain rows' stays **at least 0.5**, and the
+#   classifier disagrees with the NCC head on **at least 90%** of the forget test images while
+#   agreeing with it on the retain classes as often as the Original does (within **3 pp**).
+#   Asserted under the same condition as the retain check.
 
 # %%
 output = table[table["head"] == "output"]
@@ -251,9 +263,23 @@ for method, part in learnt.groupby("model", sort=False):
 one = exp.unlearned("rl", exp.profile.forget_sets[0], "classifier_only")
 # Extracted afresh through each network (the book's feature cache would reuse the Original's).
 identical = torch.equal(extract(one.model, exp.data.test)[0], extract(original.model, exp.data.test)[0])
-verdicts += [("classifier-only rl: features bitwise the Original's", float(identical), identical, True),
-             ("paths: max |weight difference| <= 1e-4", weight_gap, weight_gap <= 1e-4, True),
-             ("paths: test predictions agree >= 99.5%", agreement, agreement >= 99.5, True)]
+verdicts.append(("classifier-only rl: features bitwise the Original's", float(identical),
+                 identical, True))
+shape = geometry.groupby("model")[["alignment_forget", "alignment_retain", "nc4_forget",
+                                   "nc4_retain"]].mean()
+for method in ("rl", "neggrad_plus"):
+    full_run = output[(output["model"] == method) & (output["variant"] == "full")]
+    applies = full_run.groupby("split")["accuracy"].mean()["retain"] - reference["retain"] >= -2
+    row, before = shape.loc[method], shape.loc["original"]
+    verdicts += [(f"classifier-only {method}: forget-row alignment < 0", row["alignment_forget"],
+                  row["alignment_forget"] < 0, applies),
+                 (f"classifier-only {method}: retain-row alignment >= 0.5", row["alignment_retain"],
+                  row["alignment_retain"] >= 0.5, applies),
+                 (f"classifier-only {method}: NC4 on forget >= 90%", row["nc4_forget"],
+                  row["nc4_forget"] >= 90, applies),
+                 (f"classifier-only {method}: NC4 on retain - Original's <= 3 pp",
+                  row["nc4_retain"] - before["nc4_retain"],
+                  row["nc4_retain"] - before["nc4_retain"] <= 3, applies)]
 verdicts = pd.DataFrame(verdicts, columns=["check", "value", "holds", "asserted"])
 results.save(verdicts, exp.profile, "04_classifier_only", "checks")
 print(verdicts.round(4).to_string(index=False))

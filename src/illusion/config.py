@@ -222,6 +222,7 @@ def to_jsonable(obj: Any) -> Any:
 
 def _smoke() -> Profile:
     quick = dict(epochs=1, lr=0.01, batch_size=64)
+    methods = _method_table(default=quick)
     return Profile(
         name="smoke",
         data=DataConfig("mnist5k", train_per_class=60, test_per_class=20),
@@ -231,8 +232,9 @@ def _smoke() -> Profile:
         retrain=TrainConfig(epochs=2, lr=0.05, batch_size=64, warmup_epochs=1, patience=None,
                             crop_padding=2, flip=False, keep="last"),
         buckets={"single": [(0,)], "multi": [(1, 2)]},
-        methods=_method_table(default=quick),
-        variant_methods={"cmf": _cmf_table(default=quick)},
+        methods=methods,
+        variant_methods={"cmf": _cmf_table(default=quick),
+                         "classifier_only": {m: c for m, c in methods.items() if c.epochs > 0}},
         heads=HeadConfig(lbfgs_max_iter=50, sgd_epochs=2),
         attack=AttackConfig(steps=6, batch_size=32, eval_every=3),
     )

@@ -95,9 +95,9 @@ class ForgetSplit:
     retain_val: Split
 
 
-def split_forget(data: Dataset, forget_set: ForgetSet) -> ForgetSplit:
+def split_forget(data: Dataset, forget_set: ForgetSet, train: Split | None = None) -> ForgetSplit:
     """Class-wise forgetting: D_f is every image of the forget classes in the whole training
-    set (:attr:`Dataset.whole_train`), D_r the rest."""
+    set (:attr:`Dataset.whole_train`; or in ``train``), D_r the rest."""
     forget = torch.tensor(forget_set.classes, device=data.train.y.device)
     if int(forget.max()) >= data.num_classes or int(forget.min()) < 0:
         raise ValueError(f"forget set {forget_set.classes} has class ids outside "
@@ -107,7 +107,7 @@ def split_forget(data: Dataset, forget_set: ForgetSet) -> ForgetSplit:
         is_forget = torch.isin(split.y, forget)
         return split.where(is_forget), split.where(~is_forget)
 
-    forget_train, retain_train = parts(data.whole_train)
+    forget_train, retain_train = parts(data.whole_train if train is None else train)
     forget_test, retain_test = parts(data.test)
     _, retain_val = parts(data.val)
     return ForgetSplit(forget_set, forget_train, retain_train, forget_test, retain_test, retain_val)

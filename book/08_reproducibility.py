@@ -39,7 +39,7 @@ from illusion.claims import ledger
 from illusion.paths import project_root
 
 exp, _ = start(profile, overrides)
-CHAPTER = "07_reproducibility"
+CHAPTER = "08_reproducibility"
 
 # %% [markdown]
 # ## The claims ledger

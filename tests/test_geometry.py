@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from illusion.geometry import (NC_KEYS, alignment_cosines, forget_row_dynamics,
-                               forget_row_sweep, forget_row_window, nc_metrics,
+from illusion.geometry import (NC_AUTHORS_KEYS, NC_FORMS, NC_KEYS, alignment_cosines,
+                               forget_row_dynamics, forget_row_sweep, forget_row_window,
+                               nc_metrics, nc_metrics_authors, nc_metrics_by_form,
                                replace_forget_row, simplex_etf, simplex_etf_features,
                                theory_bounds)
 
@@ -116,6 +117,115 @@ def test_subset_of_classes_counts_k_from_data():
         nc_metrics(features, labels, classes=[1])
     with pytest.raises(ValueError, match="does not fit"):
         nc_metrics(features, ids[labels], 2.0 * M)
+
+
+@pytest.mark.parametrize("K,d,alpha", [(4, 4, 1.0), (10, 9, 3.0), (10, 32, 0.5)])
+def test_authors_forms_are_zero_under_exact_collapse(K, d, alpha):
+    features, labels, M = simplex_etf_features(K, d, n_per_class=6, seed=2)
+    metrics = nc_metrics_authors(features, labels, alpha * M, torch.zeros(K))
+    assert tuple(metrics) == NC_AUTHORS_KEYS
+    for key, value in metrics.items():
+        assert abs(value) < 1e-9, (key, value)
+    assert math.isnan(nc_metrics_authors(features, labels)["nc3"])
+
+
+def test_authors_forms_grow_with_perturbations():
+    K, d = 6, 10
+    nc1 = [nc_metrics_authors(*simplex_etf_features(K, d, 200, noise=s, seed=3)[:2])["nc1"]
+           for s in (0.0, 0.05, 0.1, 0.2, 0.4)]
+    assert nc1[0] < 1e-12
+    assert all(a < b for a, b in zip(nc1, nc1[1:])), nc1
+    features, labels, M = simplex_etf_features(K, d, 3, seed=4)
+    moved = features.clone()
+    moved[labels == 2] += 0.3 * M[4]  # one class mean leaves the simplex
+    assert nc_metrics_authors(moved, labels)["nc2_etf"] > 0.01
+    W = M.clone()
+    W[1] += 0.3 * M[3]                 # one classifier row leaves the means
+    assert nc_metrics_authors(features, labels, W)["nc3"] > 0.01
+
+
+def test_authors_forms_ignore_the_scale_of_each_sample():
+    # They L2-normalise every feature: rescaling samples changes nothing, unlike Papyan's NC1.
+    features, labels, M = simplex_etf_features(5, 8, 40, noise=0.3, seed=5)
+    scale = torch.rand(len(labels), 1, generator=torch.Generator().manual_seed(6),
+                       dtype=torch.float64) * 9.0 + 0.5
+    W = 2.0 * M + 0.1
+    before = nc_metrics_authors(features, labels, W)
+    after = nc_metrics_authors(scale * features, labels, W)
+    for key in NC_AUTHORS_KEYS:
+        assert after[key] == pytest.approx(before[key], rel=1e-9, abs=1e-12), key
+    assert abs(nc_metrics(scale * features, labels)["nc1"]
+               - nc_metrics(features, labels)["nc1"]) > 0.1
+
+
+def test_authors_nc1_weighs_every_class_the_same():
+    # Unit features: class 0 = {(1, 0) x2, (0.6, 0.8), (0.6, -0.8)} (4 samples), class 1 =
+    # {(-1, 0)} (1 sample). Means (0.8, 0), (-1, 0); mu_G = (0.44, 0) (5 samples).
+    features = [[1.0, 0.0], [1.0, 0.0], [0.6, 0.8], [0.6, -0.8], [-1.0, 0.0]]
+    labels = [0, 0, 0, 0, 1]
+    # Sigma_B = 1/2 ((0.36)^2 + (1.44)^2) e1 e1^T; class 0's x-variance is (2 (0.2)^2 +
+    # 2 (0.2)^2)/4 = 0.04 and class 1 has none, so the class-balanced Sigma_W_11 = 0.02
+    # (pooling the 5 samples would give 0.032). NC1 = Sigma_W_11 / Sigma_B_11 / K.
+    between = (0.36 ** 2 + 1.44 ** 2) / 2
+    expected = 0.02 / between / 2
+    assert nc_metrics_authors(features, labels)["nc1"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_authors_nc2_nc3_by_hand():
+    # The three unit means of test_nc2_nc3_by_hand: centred (1,-1/3), (0,2/3), (-1,-1/3); their
+    # inner products (not cosines) give G; P/sqrt(K-1) is the unit-norm simplex Gram.
+    features = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    labels = np.array([0, 1, 2])
+    G = np.array([[10, -2, -8], [-2, 4, -2], [-8, -2, 10]]) / 9
+    P = (np.eye(3) - 1 / 3) / math.sqrt(2)
+    nc2 = np.linalg.norm(G / np.linalg.norm(G) - P)
+    # W = the centred means with row 0 flipped: Z = W C^T is G with row 0 negated.
+    W = features - features.mean(0)
+    W[0] *= -1
+    Z = G * np.array([[-1.0], [1.0], [1.0]])
+    nc3 = np.linalg.norm(Z / np.linalg.norm(Z) - P)
+    m = nc_metrics_authors(features, labels, W)
+    assert m["nc2_etf"] == pytest.approx(nc2, abs=1e-12)
+    assert m["nc3"] == pytest.approx(nc3, abs=1e-12)
+    assert m["nc2_etf"] != pytest.approx(nc_metrics(features, labels)["nc2_etf"], abs=1e-3)
+
+
+def test_authors_nc3_is_their_nc2_when_w_follows_the_means():
+    # W = 3 C: Z = 3 C C^T, so NC3 = NC2 > 0 for means off the simplex, where Papyan's NC3 is 0.
+    features, labels, _ = simplex_etf_features(5, 8, 4, noise=0.5, seed=7)
+    unit = features / features.norm(dim=1, keepdim=True)
+    centred = torch.stack([unit[labels == k].mean(0) for k in range(5)]) - unit.mean(0)
+    m = nc_metrics_authors(features, labels, 3.0 * centred)
+    assert m["nc2_etf"] > 0.01
+    assert m["nc3"] == pytest.approx(m["nc2_etf"], abs=1e-12)
+    assert nc_metrics(unit, labels, centred)["nc3"] < 1e-12
+
+
+def test_authors_subset_keeps_the_global_mean():
+    # Retain classes of a simplex, centred on the mean of *all* samples (the authors' retain
+    # subsets), are not a smaller simplex: NC2 > 0, while Papyan's (subset-centred) form is 0.
+    features, labels, M = simplex_etf_features(6, 10, 4, seed=8)
+    retain = [0, 1, 2, 4, 5]
+    assert nc_metrics(features, labels, classes=retain)["nc2_etf"] < 1e-9
+    subset = nc_metrics_authors(features, labels, M, classes=retain)
+    assert subset["nc2_etf"] > 0.01 and subset["nc1"] < 1e-12
+    # Dropping the forget samples first moves mu_G to the subset mean: a (K-1)-simplex again.
+    keep = torch.isin(labels, torch.tensor(retain))
+    assert nc_metrics_authors(features[keep], labels[keep], M)["nc2_etf"] < 1e-9
+    with pytest.raises(ValueError, match=r"classes \[7\] have no samples"):
+        nc_metrics_authors(features, labels, classes=[0, 7])
+
+
+def test_nc_metrics_by_form():
+    features, labels, M = simplex_etf_features(4, 6, 5, noise=0.2, seed=9)
+    b = torch.full((4,), 0.5, dtype=torch.float64)
+    assert set(NC_FORMS) == {"papyan", "authors"}
+    papyan = nc_metrics_by_form("papyan", features, labels, M, b)
+    assert papyan == nc_metrics(features, labels, M, b)
+    assert (nc_metrics_by_form("authors", features, labels, M, classes=[0, 1, 3])
+            == nc_metrics_authors(features, labels, M, classes=[0, 1, 3]))
+    with pytest.raises(ValueError, match=r"'cmf'.*valid choices: \['papyan', 'authors'\]"):
+        nc_metrics_by_form("cmf", features, labels)
 
 
 @pytest.mark.parametrize("K", [10, 100])

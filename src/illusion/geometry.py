@@ -22,6 +22,13 @@ class k, ``mu_G`` the mean of all samples, ``M`` the K x d matrix of centred mea
 
 On a subset of classes (``classes=``) the subset is the whole problem: samples of other classes
 are dropped, K counts the classes left, mu_G is their mean and W keeps their rows only.
+
+The authors' forms (``nc_metrics_authors``), the protocol of ``evaluation/nc.py`` in
+ycgao1/CMF_Unlearning, differ from these: every feature is first L2-normalised; Sigma_W
+averages the K class covariances instead of pooling the samples; NC2 compares the
+*un-normalised* Gram matrix of the centred means with the simplex ETF; NC3 compares the K x K
+matrix W M^T (classifier applied to the centred means) with it. ``NC_FORMS`` names both forms,
+``nc_metrics_by_form`` picks one by name.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ import pandas as pd
 import torch
 
 NC_KEYS = ("nc1", "nc2_equinorm", "nc2_equiangular", "nc2_etf", "nc3", "nc3_cosine", "nc4")
+# The metrics the authors' nc.py computes, under the names of the corresponding Papyan forms.
+NC_AUTHORS_KEYS = ("nc1", "nc2_etf", "nc3")
 
 
 def _as_float64(x, device=None) -> torch.Tensor:
@@ -131,6 +140,83 @@ def nc_metrics(features, labels, W=None, b=None, classes: Iterable[int] | None =
         nearest = torch.cdist(h, means).argmin(1)
         out["nc4"] = float((logits.argmax(1) != nearest).double().mean())
     return out
+
+
+def _nc1_class_balanced(h: torch.Tensor, y: torch.Tensor, means: torch.Tensor,
+                        centred: torch.Tensor) -> float:
+    """tr(Sigma_W Sigma_B^+)/K with Sigma_W = 1/K sum_k 1/n_k sum_{i in k} (h_i - mu_k)(..)^T
+    (each class weighs the same, whatever its size) and Sigma_B = 1/K C^T C."""
+    K = len(means)
+    # As in _nc1, Sigma_B^+ = K V S^-2 V^T; but the cut is scipy.linalg.pinv's default applied
+    # to Sigma_B itself (eigenvalues s_j^2/K below d * eps * the largest are dropped).
+    _, s, vt = torch.linalg.svd(centred, full_matrices=False)
+    rank = s.pow(2) > s.max().pow(2) * h.shape[1] * torch.finfo(s.dtype).eps
+    within = ((h - means[y]) @ vt[rank].T).pow(2)
+    # _means of the squared projections: per class, the mean over its own samples.
+    return float((_means(within, y, K).mean(0) / s[rank].pow(2)).sum())
+
+
+def _distance_to_etf(matrix: torch.Tensor) -> float:
+    """|| A/||A||_F - P/||P||_F ||_F for a K x K matrix A, P = I - 11^T/K (||P||_F = sqrt(K-1))."""
+    K = matrix.shape[0]
+    etf = torch.eye(K, dtype=matrix.dtype, device=matrix.device) - 1.0 / K
+    return float((matrix / matrix.norm() - etf / etf.norm()).norm())
+
+
+def nc_metrics_authors(features, labels, W=None, b=None,
+                       classes: Iterable[int] | None = None) -> dict:
+    """NC1, NC2 and NC3 in the forms of the authors' ``evaluation/nc.py`` (ycgao1/CMF_Unlearning,
+    ``nc_metrics``), keyed like the Papyan forms of :func:`nc_metrics` they correspond to
+    (``NC_AUTHORS_KEYS``); every value is 0 under exact neural collapse.
+
+    Each feature is L2-normalised first, h_i <- h_i/||h_i|| (nc.py line 120), so the metrics do
+    not change when samples are rescaled. On the normalised features, with mu_k the class means,
+    mu_G the mean of *all* samples given and C (K x d) the centred means mu_k - mu_G:
+
+    - ``nc1`` = tr(Sigma_W Sigma_B^+)/K with the class-balanced Sigma_W = 1/K sum_k 1/n_k
+      sum_{i in k} (h_i - mu_k)(h_i - mu_k)^T and Sigma_B = 1/K C^T C; ^+ is the pseudo-inverse
+      with scipy.linalg.pinv's default cut on Sigma_B (lines 124-139).
+    - ``nc2_etf`` = || G/||G||_F - P/sqrt(K-1) ||_F with the un-normalised Gram G = C C^T (inner
+      products of the centred means, not their cosines) and P = I - 11^T/K (lines 140-145).
+    - ``nc3`` = || Z/||Z||_F - P/sqrt(K-1) ||_F with Z = W C^T, Z_ck = w_c^T (mu_k - mu_G): the
+      classifier's scores of the centred means (lines 146-151). It is 0 when those scores form
+      a simplex ETF, e.g. W proportional to C *and* C a simplex ETF; for W proportional to C
+      it equals ``nc2_etf``. NaN without ``W``.
+
+    ``b`` is accepted so both forms share a signature, but no metric here uses a bias. The
+    authors have no NC2 equinorm/equiangular, no cosine NC3 and no NC4 in nc.py, so those keys
+    are absent. (Their later ``evaluation/nc_cmf.py`` measures, on *un-normalised* features,
+    NC3 = mean_k (1 - cos(w_k, mu_k - mu_G)), i.e. 1 - ``nc3_cosine`` of :func:`nc_metrics`,
+    and the nearest-class-mean accuracy.)
+
+    With ``classes`` the metrics cover those classes (K counts them, W keeps their rows) but
+    mu_G stays the mean of all samples given, as the authors do for their retain and forget
+    subsets (``use_global=True``, lines 127 and 174-182; they compute NC3 on all classes only,
+    line 184). Their float32 and our float64 make the pinv cut differ in scale."""
+    h, y, ids, W, _ = _select(features, labels, W, None, classes)
+    h = _unit_rows(h)
+    global_mean = _unit_rows(_as_float64(features, h.device)).mean(0)
+    means = _means(h, y, len(ids))
+    centred = means - global_mean
+    out = {"nc1": _nc1_class_balanced(h, y, means, centred),
+           "nc2_etf": _distance_to_etf(centred @ centred.T),
+           "nc3": math.nan}
+    if W is not None:
+        out["nc3"] = _distance_to_etf(W @ centred.T)
+    return out
+
+
+# The two forms of the NC metrics by name: Papyan et al.'s (ours) and the authors' nc.py.
+NC_FORMS = {"papyan": nc_metrics, "authors": nc_metrics_authors}
+
+
+def nc_metrics_by_form(form: str, features, labels, W=None, b=None,
+                       classes: Iterable[int] | None = None) -> dict:
+    """The NC metrics in the named form (a key of ``NC_FORMS``), same arguments as
+    :func:`nc_metrics`."""
+    if form not in NC_FORMS:
+        raise ValueError(f"unknown NC form {form!r}; valid choices: {list(NC_FORMS)}")
+    return NC_FORMS[form](features, labels, W, b, classes)
 
 
 def alignment_cosines(features, labels, W, classes: Iterable[int] | None = None) -> pd.DataFrame:

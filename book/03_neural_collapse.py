@@ -460,14 +460,15 @@ plt.show()
 # %% [markdown]
 # ## How collapsed are the trained models?
 #
-# NC1–NC4 (`geometry.nc_metrics`, definitions in its documentation; every value is 0 under
-# exact collapse, `nc3_cosine` is 1) of the Original and of every Retrain, on the penultimate
+# NC1–NC4 in Papyan et al.'s forms (`geometry.nc_metrics`, definitions in its documentation;
+# every value is 0 under exact collapse, `nc3_cosine` is 1) of the Original and of every
+# Retrain, on the penultimate
 # features of the training split with each model's own classifier. The Original is measured on
 # all classes and on the retain classes of each forget set; Retrain, which never saw the forget
 # classes, on its retain classes only, so the two are compared on the same classes.
 #
 # Per-epoch NC metrics would need the model at every epoch. The store keeps only the final
-# model of a training run (the best-validation checkpoint, here the epoch shown below); the
+# model of a training run (the Original's best-validation checkpoint, the epoch shown below); the
 # training history records losses and accuracies per epoch, not parameters. So the table shows
 # the trained models only; tracking NC over training would need per-epoch checkpoints, which
 # we do not keep (and do not retrain the Original for).
@@ -476,20 +477,37 @@ plt.show()
 history = original.record["history"]
 print(f"Original: kept epoch {history['best_epoch']} of {len(history['epoch'])} "
       f"(validation accuracy {max(history['val_accuracy']):.2f}%)")
-nc_rows = [{"model": "original", "forget_set": "-", "classes": "all",
-            **geometry.nc_metrics(feats.train, feats.train_y, W, b)}]
-for fs in exp.profile.forget_sets:
-    retain_classes = [c for c in range(feats.num_classes) if c not in fs.classes]
-    nc_rows.append({"model": "original", "forget_set": fs.name, "classes": "retain",
-                    **geometry.nc_metrics(feats.train, feats.train_y, W, b, classes=retain_classes)})
-    retrain = exp.retrain(fs)
-    rf = exp.features(retrain)
-    nc_rows.append({"model": "retrain", "forget_set": fs.name, "classes": "retain",
-                    **geometry.nc_metrics(rf.train, rf.train_y, retrain.model.fc.weight.detach(),
-                                          retrain.model.fc.bias.detach(), classes=retain_classes)})
+nc_rows = []
+for form in geometry.NC_FORMS:  # Papyan et al.'s forms, then the authors'
+    nc_rows.append({"form": form, "model": "original", "forget_set": "-", "classes": "all",
+                    **geometry.nc_metrics_by_form(form, feats.train, feats.train_y, W, b)})
+    for fs in exp.profile.forget_sets:
+        retain_classes = [c for c in range(feats.num_classes) if c not in fs.classes]
+        nc_rows.append({"form": form, "model": "original", "forget_set": fs.name, "classes": "retain",
+                        **geometry.nc_metrics_by_form(form, feats.train, feats.train_y, W, b,
+                                                      classes=retain_classes)})
+        retrain = exp.retrain(fs)
+        rf = exp.features(retrain)
+        nc_rows.append({"form": form, "model": "retrain", "forget_set": fs.name, "classes": "retain",
+                        **geometry.nc_metrics_by_form(form, rf.train, rf.train_y,
+                                                      retrain.model.fc.weight.detach(),
+                                                      retrain.model.fc.bias.detach(),
+                                                      classes=retain_classes)})
 nc = pd.DataFrame(nc_rows)
 results.save(nc, exp.profile, "03_neural_collapse", "nc_metrics")
-nc.round(3)
+nc[nc["form"] == "papyan"].dropna(axis=1, how="all").round(3)
+
+# %% [markdown]
+# The same models in the authors' forms (`geometry.nc_metrics_authors`, after their
+# `evaluation/nc.py`): every feature L2-normalised first, NC1 with every class weighted alike,
+# NC2 as the distance of the normalised Gram of the centred means to the simplex ETF's, NC3 as
+# the distance of the normalised $W C^\top$ (classifier times centred means) to the same ETF. Use
+# these to compare with the authors' figures; they have no NC4. (Their code takes the features
+# of another layer for these metrics, the last convolution's pooled output; the book measures
+# the penultimate features everywhere.)
+
+# %%
+nc[nc["form"] == "authors"].dropna(axis=1, how="all").round(3)
 
 # %% [markdown]
 # ## Checks

@@ -39,10 +39,12 @@ overrides = {}
 
 # %%
 import pandas as pd
+import torch
 
 from illusion import results
 from illusion.book import start
 from illusion.experiment import Experiment
+from illusion.mia import MIA_PROTOCOLS, mia_by_protocol
 
 exp, checks = start(profile, overrides)
 CHAPTER = "07_deviations"
@@ -139,3 +141,32 @@ results.save(heads_table, exp.profile, CHAPTER, "augmented_head_features")
 (heads_table[heads_table["split"] == "forget"]
  .pivot_table(index="model", columns=["head", "training_features"], values="accuracy", sort=False)
  [["lp", "ncc"]].round(1))
+
+# %% [markdown]
+# ## Membership inference: SalUn's protocol and the authors'
+#
+# The book's MIA column (chapter 2) follows SalUn: an SVC on true-label confidence learns
+# retain training images (members) against test images of the retain classes (non-members),
+# balanced by subsampling, and reports the share of D_f it calls non-member. The authors' code
+# learns D_r (members) against D_f (non-members), unbalanced, and reports the share of the
+# forget classes' *test* images it calls non-member (`illusion.mia.mia_efficacy_authors`). Both
+# for the Original, Retrain and the first baselines on the first single-class forget set:
+
+# %%
+mia_rows = []
+for name in ("original", "retrain", "rl", "salun"):
+    trained = (exp.original() if name == "original" else exp.retrain(first_single)
+               if name == "retrain" else exp.unlearned(name, first_single))
+    f = exp.features(trained, "model")
+    forget = torch.tensor(first_single.classes, device=f.train_y.device)
+    in_train, in_test = torch.isin(f.train_y, forget), torch.isin(f.test_y, forget)
+    roles = {"retain": (f.train_logits[~in_train], f.train_y[~in_train]),
+             "test": (f.test_logits[~in_test], f.test_y[~in_test]),
+             "forget": (f.train_logits[in_train], f.train_y[in_train]),
+             "forget_test": (f.test_logits[in_test], f.test_y[in_test])}
+    mia_rows += [{"model": name, "protocol": protocol,
+                  "mia": mia_by_protocol(protocol, **roles, seed=exp.profile.seed)}
+                 for protocol in MIA_PROTOCOLS]
+mia = pd.DataFrame(mia_rows)
+results.save(mia, exp.profile, CHAPTER, "mia_protocols")
+mia.pivot_table(index="model", columns="protocol", values="mia", sort=False).round(1)

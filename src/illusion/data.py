@@ -88,10 +88,8 @@ class ForgetSplit:
 
 def split_forget(data: Dataset, forget_set: ForgetSet) -> ForgetSplit:
     """Class-wise forgetting: D_f is every training image of the forget classes, D_r the rest."""
+    forget_set.check_classes(data.num_classes, repr(data.name))
     forget = torch.tensor(forget_set.classes, device=data.train.y.device)
-    if int(forget.max()) >= data.num_classes or int(forget.min()) < 0:
-        raise ValueError(f"forget set {forget_set.classes} has class ids outside "
-                         f"0..{data.num_classes - 1} of {data.name}")
 
     def parts(split: Split) -> tuple[Split, Split]:
         is_forget = torch.isin(split.y, forget)

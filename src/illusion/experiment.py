@@ -25,7 +25,7 @@ from torch import nn
 
 from . import classifier_only, cmf
 from .attacks import run_attacks
-from .config import ForgetSet, Profile, resolve
+from .config import ForgetSet, Profile, SettingError, resolve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget, stratified_indices
 from .geometry import alignment_cosines
 from .heads import (HEADS, Features, evaluate_features, features, fit_linear_probe,
@@ -94,11 +94,24 @@ class Experiment:
     @property
     def data(self) -> Dataset:
         if self._data is None:
-            self._data = load_dataset(self.profile.data, self.device)
+            data = load_dataset(self.profile.data, self.device)
+            # The profile's forget sets fit this dataset, or nothing trains on it.
+            for bucket, sets in self.profile.buckets.items():
+                try:
+                    for forget_set in sets:
+                        forget_set.check_classes(data.num_classes, repr(data.name))
+                except SettingError as error:
+                    raise SettingError(f"setting 'buckets.{bucket}': {error}") from None
+            self._data = data
         return self._data
 
+    def forget_set(self, spec: ForgetSet | int | str) -> ForgetSet:
+        """``spec`` read strictly and checked against the dataset's classes: this loads the
+        data, never trains, so a bad forget set fails before any model is computed."""
+        return ForgetSet.parse(spec).check_classes(self.data.num_classes, repr(self.data.name))
+
     def split(self, forget_set: ForgetSet | int | str) -> ForgetSplit:
-        forget_set = ForgetSet.parse(forget_set)
+        forget_set = self.forget_set(forget_set)
         if forget_set not in self._splits:
             self._splits[forget_set] = split_forget(self.data, forget_set)
         return self._splits[forget_set]
@@ -143,7 +156,7 @@ class Experiment:
         return self._trained("original", "full", None, self.original_spec(), compute)
 
     def retrain(self, forget_set: ForgetSet | int | str) -> Trained:
-        forget_set = ForgetSet.parse(forget_set)
+        forget_set = self.forget_set(forget_set)
         p = self.profile
         spec = {"kind": "retrain", "data": p.data, "model": p.model, "train": p.retrain,
                 "seed": p.seed, "forget_set": forget_set}
@@ -182,7 +195,7 @@ class Experiment:
         """``method`` run from the variant's base model on ``forget_set`` (stored)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; valid choices: {sorted(VARIANTS)}")
-        forget_set = ForgetSet.parse(forget_set)
+        forget_set = self.forget_set(forget_set)
         cfg = self.profile.method(method, variant)
         base = VARIANTS[variant].base(self)
         spec = {"kind": "unlearn", "method": method, "variant": variant, "config": cfg,
@@ -202,7 +215,7 @@ class Experiment:
         forget set: {(name, variant, forget set): Trained}."""
         models = {}
         for fs in forget_sets or self.profile.forget_sets:
-            fs = ForgetSet.parse(fs)
+            fs = self.forget_set(fs)
             if references:
                 models["original", "full", fs] = self.original()
                 models["retrain", "full", fs] = self.retrain(fs)
@@ -257,7 +270,7 @@ class Experiment:
 
         ``seconds`` is the model's training/unlearning wall time for the output head and the
         head's own fitting time for LP and NCC."""
-        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         heads_cfg = self.profile.heads
         spec = {"kind": "evaluate", "model": trained.key, "forget_set": forget_set,
                 "heads": list(heads), "config": heads_cfg, "lp": lp or heads_cfg.lp}
@@ -278,7 +291,7 @@ class Experiment:
         test images of the retain classes, reported as the percentage of D_f called
         non-member. Alignment: cosine between each classifier row and its centred class mean
         (over the training features), averaged over forget and over retain classes."""
-        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         spec = {"kind": "metrics", "model": trained.key, "forget_set": forget_set}
 
         def compute() -> pd.DataFrame:
@@ -300,7 +313,7 @@ class Experiment:
     def layerwise(self, trained: Trained, forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
         """Linear probe on the pooled output of the stem and of each stage (tidy: stage, split,
         accuracy): where in the network the forgotten class stays separable."""
-        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         spec = {"kind": "layerwise", "model": trained.key, "forget_set": forget_set,
                 "config": self.profile.heads}
 
@@ -333,7 +346,7 @@ class Experiment:
         """Output / LP / NCC accuracy during unlearning, at about ``points`` steps (tidy:
         step, head, split, accuracy). LP and NCC are fitted on a stratified subset of
         ``train_per_class`` training images per class at each point, to keep it cheap."""
-        forget_set = ForgetSet.parse(forget_set)
+        forget_set = self.forget_set(forget_set)
         cfg = self.profile.method(method, variant)
         base = VARIANTS[variant].base(self)
         spec = {"kind": "curve", "method": method, "variant": variant, "config": cfg,
@@ -377,7 +390,7 @@ class Experiment:
                    ) -> pd.DataFrame:
         """Relearning attack curves on a copy of ``trained`` with the profile's budget (tidy:
         model, variant, forget_set, attack, step, forget_accuracy, retain_accuracy)."""
-        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         budget = self.profile.attack
         spec = {"kind": "relearning", "model": trained.key, "forget_set": forget_set,
                 "attacks": list(attacks), "budget": budget, "seed": self.profile.seed}

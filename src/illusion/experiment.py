@@ -33,7 +33,7 @@ from .heads import (HEADS, Features, evaluate_features, features, fit_linear_pro
 from .mia import mia_efficacy
 from .models import INFERENCE_BATCH_SIZE, build_model
 from .store import Store, spec_key
-from .train import fit, resolve_device
+from .train import DivergedError, check_finite, fit, resolve_device
 from .unlearn import BASELINES, CLASSIFIER_EDITS, Context, unlearn
 
 
@@ -56,6 +56,15 @@ class Trained:
     @property
     def seconds(self) -> float:
         return float(self.record.get("seconds", float("nan")))
+
+    @property
+    def label(self) -> str:
+        return model_label(self.name, self.variant, self.forget_set)
+
+
+def model_label(name: str, variant: str, forget_set: ForgetSet | None) -> str:
+    """How messages name a model: ``rl (full, forget set 1-2)``."""
+    return f"{name} ({variant}" + (f", forget set {forget_set})" if forget_set else ")")
 
 
 @dataclass
@@ -130,7 +139,13 @@ class Experiment:
         key = spec_key(spec)
         if key not in self._models:
             def run() -> dict:
-                model, record = compute()
+                # Raised before the store writes anything: a failed run leaves no artifact.
+                try:
+                    model, record = compute()
+                    check_finite(model, "the result")
+                except (DivergedError, SettingError) as error:
+                    raise type(error)(f"{model_label(name, variant, forget_set)}: {error}. "
+                                      f"Nothing was stored.") from None
                 return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                         "record": record}
             payload = self.store.load_or_compute("models", spec, run)
@@ -139,6 +154,11 @@ class Experiment:
             self._models[key] = Trained(name, variant, forget_set, model.eval(), spec,
                                         payload["record"])
         return self._models[key]
+
+    def _require_finite(self, trained: Trained) -> None:
+        """Evaluations refuse a model with NaN or infinite weights: every head would score
+        it (NaN logits all pick class 0), and the table would be stored and reused."""
+        check_finite(trained.model, f"model {trained.label}")
 
     def original_spec(self) -> dict:
         p = self.profile
@@ -251,6 +271,7 @@ class Experiment:
         A model whose backbone is bitwise the Original's (classifier-only unlearning) has the
         Original's features by construction: they are reused, only its logits are recomputed.
         """
+        self._require_finite(trained)
         if trained.key not in self._features:
             original = self.original()
             if trained.key != original.key and _same_backbone(trained.model, original.model):
@@ -270,6 +291,7 @@ class Experiment:
 
         ``seconds`` is the model's training/unlearning wall time for the output head and the
         head's own fitting time for LP and NCC."""
+        self._require_finite(trained)
         forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         heads_cfg = self.profile.heads
         spec = {"kind": "evaluate", "model": trained.key, "forget_set": forget_set,
@@ -291,6 +313,7 @@ class Experiment:
         test images of the retain classes, reported as the percentage of D_f called
         non-member. Alignment: cosine between each classifier row and its centred class mean
         (over the training features), averaged over forget and over retain classes."""
+        self._require_finite(trained)
         forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         spec = {"kind": "metrics", "model": trained.key, "forget_set": forget_set}
 
@@ -313,6 +336,7 @@ class Experiment:
     def layerwise(self, trained: Trained, forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
         """Linear probe on the pooled output of the stem and of each stage (tidy: stage, split,
         accuracy): where in the network the forgotten class stays separable."""
+        self._require_finite(trained)
         forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         spec = {"kind": "layerwise", "model": trained.key, "forget_set": forget_set,
                 "config": self.profile.heads}
@@ -390,6 +414,7 @@ class Experiment:
                    ) -> pd.DataFrame:
         """Relearning attack curves on a copy of ``trained`` with the profile's budget (tidy:
         model, variant, forget_set, attack, step, forget_accuracy, retain_accuracy)."""
+        self._require_finite(trained)
         forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         budget = self.profile.attack
         spec = {"kind": "relearning", "model": trained.key, "forget_set": forget_set,

@@ -86,3 +86,28 @@ def test_checkpoints_refuse_pickled_code(tmp_path):
     torch.save({"w": os.getcwd, "_key": spec_key({"d": 4})}, path)
     with pytest.warns(UserWarning, match="corrupt"):
         Store(tmp_path).load_or_compute("models", {"d": 4}, lambda: {"w": torch.ones(1)})
+
+
+def test_damaged_tensor_bytes_are_detected_and_recomputed(tmp_path):
+    store = Store(tmp_path)
+    store.load_or_compute("models", {"e": 5}, lambda: {"w": torch.full((64,), 1.5)})
+    path = store.path("models", {"e": 5}, ".pt")
+    data = path.read_bytes()
+    at = data.index(torch.full((64,), 1.5).numpy().tobytes())
+    path.write_bytes(data[:at + 8] + b"\xff" * 8 + data[at + 16:])  # two NaNs, same length
+    assert torch.load(path, weights_only=True)["w"].isnan().sum() == 2  # torch loads it
+    with pytest.warns(UserWarning, match="corrupt.*checksum mismatch"):
+        payload = Store(tmp_path).load_or_compute("models", {"e": 5}, lambda: {"w": torch.ones(64)})
+    assert torch.equal(payload["w"], torch.ones(64))
+
+
+def test_a_payload_without_checksum_is_recomputed(tmp_path):
+    store = Store(tmp_path)
+    store.load_or_compute("models", {"f": 6}, lambda: {"w": torch.zeros(2)})
+    path = store.path("models", {"f": 6}, ".pt")
+    torch.save({"w": torch.zeros(2), "_key": spec_key({"f": 6})}, path)  # an older store's file
+    with pytest.warns(UserWarning, match="checksum mismatch"):
+        payload = Store(tmp_path).load_or_compute("models", {"f": 6}, lambda: {"w": torch.ones(2)})
+    assert torch.equal(payload["w"], torch.ones(2))
+    again = Store(tmp_path).load_or_compute("models", {"f": 6}, lambda: {"w": torch.zeros(2)})
+    assert torch.equal(again["w"], torch.ones(2)) and "_sha256" not in again

@@ -3,8 +3,9 @@
 A key is the SHA-256 of the canonical JSON of a *spec*: everything that decides the artifact,
 including the key of what it was derived from (an unlearned model's spec holds its Original's
 key), so changing any upstream setting changes every downstream key. Writes are atomic (temp
-file + rename), checkpoints load with ``weights_only=True``, a corrupt file is detected,
-reported and recomputed, and ``force=True`` recomputes each artifact once per process.
+file + rename), checkpoints load with ``weights_only=True``, every artifact carries a SHA-256 of
+its content (tables in a sidecar, tensor payloads inside themselves), so a corrupt file is
+detected, reported and recomputed, and ``force=True`` recomputes each artifact once per process.
 """
 
 from __future__ import annotations
@@ -61,6 +62,31 @@ class CorruptArtifact(RuntimeError):
     pass
 
 
+def payload_digest(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of a payload's content: every tensor's dtype, shape and bytes and every plain
+    value, in a canonical order, so it does not depend on how ``torch.save`` laid them out."""
+    digest = hashlib.sha256()
+
+    def feed(obj: Any) -> None:
+        if torch.is_tensor(obj):
+            t = obj.detach().cpu().contiguous()
+            digest.update(f"tensor {t.dtype} {tuple(t.shape)}:".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(obj, Mapping):
+            for key in sorted(obj, key=str):
+                digest.update(f"{key!r}:".encode())
+                feed(obj[key])
+        elif isinstance(obj, (list, tuple)):
+            digest.update(f"[{len(obj)}]".encode())
+            for item in obj:
+                feed(item)
+        else:
+            digest.update(f"{obj!r};".encode())
+
+    feed(payload)
+    return digest.hexdigest()
+
+
 class Store:
     """Get-or-compute for tensors payloads (``load_or_compute``) and tables (``table``)."""
 
@@ -77,7 +103,8 @@ class Store:
 
     def load_or_compute(self, kind: str, spec: Mapping[str, Any],
                         compute: Callable[[], dict]) -> dict:
-        """A dict of tensors and plain values, from disk when present, else computed and saved."""
+        """A dict of tensors and plain values, from disk when present and intact (its stored
+        ``_sha256`` matches its content), else computed and saved."""
         path = self.path(kind, spec, ".pt")
         key = spec_key(spec)
         if self._reuse(path):
@@ -85,13 +112,16 @@ class Store:
                 payload = torch.load(path, map_location="cpu", weights_only=True)
                 if not isinstance(payload, dict) or payload.get("_key") != key:
                     raise CorruptArtifact("key mismatch")
+                # Damaged bytes inside a tensor still load (as other numbers, NaN say).
+                if payload.pop("_sha256", None) != payload_digest(payload):
+                    raise CorruptArtifact("checksum mismatch")
                 return payload
             except Exception as error:
                 warnings.warn(f"artifact {path} is corrupt ({type(error).__name__}: {error}); "
                               f"recomputing it", stacklevel=2)
         payload = dict(compute())
         payload["_key"] = key
-        atomic_torch_save(payload, path)
+        atomic_torch_save({**payload, "_sha256": payload_digest(payload)}, path)
         atomic_write_text(json.dumps(to_jsonable(spec), indent=1, sort_keys=True),
                           path.with_suffix(".json"))
         self._fresh.add(path.name)

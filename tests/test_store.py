@@ -1,9 +1,13 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+import illusion
 from illusion.config import get_profile
 from illusion.store import Store, atomic_write_bytes, spec_key
 
@@ -111,3 +115,12 @@ def test_a_payload_without_checksum_is_recomputed(tmp_path):
     assert torch.equal(payload["w"], torch.ones(2))
     again = Store(tmp_path).load_or_compute("models", {"f": 6}, lambda: {"w": torch.zeros(2)})
     assert torch.equal(again["w"], torch.ones(2)) and "_sha256" not in again
+
+
+def test_files_get_the_permissions_the_umask_allows(tmp_path):
+    # A fresh interpreter with a group-friendly umask (the store reads it once, at import).
+    code = ("import os, sys; os.umask(0o027); from illusion.store import atomic_write_text; "
+            "atomic_write_text('x', sys.argv[1])")
+    env = {**os.environ, "PYTHONPATH": str(Path(illusion.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.txt")], env=env, check=True)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640

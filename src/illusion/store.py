@@ -31,12 +31,32 @@ def spec_key(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
+def _umask() -> int:
+    """The process's umask. Linux shows it in /proc; elsewhere reading it means setting it and
+    back, which is done once, at import, before any thread of ours creates files."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# What open() would give a new file: mkstemp's files are 0600, unreadable to a group sharing
+# the store.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

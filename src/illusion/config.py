@@ -108,7 +108,7 @@ AT_LEAST_0 = Limit(lambda v: v >= 0, ">= 0")
 AT_LEAST_1 = Limit(lambda v: v >= 1, ">= 1")
 POSITIVE = Limit(lambda v: v > 0, "> 0")
 FRACTION = Limit(lambda v: 0 <= v < 1, "in [0, 1)")
-# numpy's generators refuse negative seeds; torch's refuse seeds of 2**64 and above.
+# numpy's generators refuse negative seeds; below 2**32 every generator takes the seed as is.
 SEED = Limit(lambda v: 0 <= v < 2**32, "in [0, 2**32)")
 DEVICE = Limit(lambda v: re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", v) is not None,
                "like 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'")

@@ -192,3 +192,45 @@ def test_cmf_state_dict_loads_with_its_head(files, tmp_path):
     x = exp.data.test.x[:8]
     with torch.no_grad():
         assert torch.allclose(loaded(x), model.eval()(x), atol=1e-5)
+
+
+def test_bad_arguments_fail_before_any_computation(files, tmp_path, capsys, monkeypatch):
+    import illusion.heads
+
+    def no_computation(*args, **kwargs):
+        raise AssertionError("the audit computed before checking its arguments")
+    monkeypatch.setattr(illusion.heads, "features", no_computation)
+    _, original, paths, _ = files
+    existing = tmp_path / "report.txt"
+    existing.write_text("keep me")
+    text = tmp_path / "notes.pt"
+    text.write_text("hello, I am a text file")
+    broken = {k: v.clone() for k, v in original.model.state_dict().items()}
+    broken["fc.weight"].fill_(float("nan"))
+    torch.save(broken, tmp_path / "nan.pt")
+    good = ["--checkpoint", paths["reference"], "--forget", 0]
+    cases = [
+        (good + ["--attack-lr", "nan"], "--attack-lr must be a finite number > 0; got nan"),
+        (good + ["--attack-lr", "-0.1"], "--attack-lr must be a finite number > 0; got -0.1"),
+        (good + ["--out", existing], f"--out {existing}: {existing} is a file, not a folder"),
+        (good + ["--seed", "-3"], r"--seed must be an integer in [0, 2**32); got -3"),
+        (["--checkpoint", tmp_path, "--forget", 0], f"checkpoint {tmp_path} is a folder"),
+        (["--checkpoint", text, "--forget", 0],
+         "not a file written by torch.save: it starts with b'hello, I am a te'"),
+        (["--checkpoint", tmp_path / "nan.pt", "--forget", 0],
+         f"checkpoint {tmp_path / 'nan.pt'} has NaN or infinite values in fc.weight"),
+        (["--checkpoint", paths["reference"], "--forget", "0-1-2-3-4-5-6-7-8-9"],
+         "forget set 0-1-2-3-4-5-6-7-8-9 forgets every class of dataset 'mnist5k'"),
+        (["--checkpoint", paths["reference"], "--forget", "3-"], "cannot read forget set '3-'"),
+    ]
+    for args, message in cases:
+        err = _fails(capsys, *args)
+        assert message in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert existing.read_text() == "keep me"
+
+
+def test_a_diverged_attack_exits_2(files, tmp_path, capsys):
+    _, _, paths, _ = files
+    err = _fails(capsys, "--checkpoint", paths["state_dict"], "--forget", 0, "--attack-steps", 2,
+                 "--attack-lr", 1e30, "--out", tmp_path / "report")
+    assert "relearning attack 'retain_finetune' diverged" in err and "lr 1e+30" in err

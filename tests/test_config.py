@@ -1,6 +1,6 @@
 import pytest
 
-from illusion.config import PROFILES, ForgetSet, get_profile, resolve
+from illusion.config import PROFILES, ForgetSet, SettingError, get_profile, resolve, validate
 
 
 def test_unknown_profile_names_valid_choices():
@@ -91,3 +91,60 @@ def test_paper_profiles_follow_the_authors_scripts():
     tiny = get_profile("paper-tinyimagenet")
     assert (tiny.retrain.lr, tiny.retrain.epochs, tiny.retrain.weight_decay) == (0.05, 300, 1e-4)
     assert (tiny.heads.sgd_schedule, tiny.heads.sgd_patience) == ("cosine", 40)
+
+
+def test_every_profile_validates():
+    for name in PROFILES:
+        assert validate(get_profile(name)) == get_profile(name), name
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"original.epochs": "five"}, "'original.epochs' must be an integer >= 1; got 'five'"),
+    ({"original.epochs": 0}, "'original.epochs' must be an integer >= 1; got 0"),
+    ({"retrain.epochs": -1}, "'retrain.epochs' must be an integer >= 1; got -1"),
+    ({"original.epochs": True}, "'original.epochs' must be an integer >= 1; got True"),
+    ({"original.epochs": 2.0}, "'original.epochs' must be an integer >= 1; got 2.0"),
+    ({"original.batch_size": 0}, "'original.batch_size' must be an integer >= 1; got 0"),
+    ({"original.batch_size": -5}, "'original.batch_size' must be an integer >= 1; got -5"),
+    ({"seed": "abc"}, r"'seed' must be an integer in \[0, 2\*\*32\); got 'abc'"),
+    ({"original.lr": float("nan")}, "'original.lr' must be a finite number > 0; got nan"),
+    ({"original.lr": float("inf")}, "'original.lr' must be a finite number > 0; got inf"),
+    ({"methods.rl.epochs": -1}, "'methods.rl.epochs' must be an integer >= 0; got -1"),
+    ({"variant_methods.cmf.rl.lr": -1e-3}, "'variant_methods.cmf.rl.lr' must be a finite number >= 0"),
+    ({"heads.lp": "nosuch"}, r"'heads.lp' must be a string in \['lbfgs', 'sgd'\]; got 'nosuch'"),
+    ({"device": "gpu"}, "'device' must be a string like 'auto', 'cpu', 'cuda'"),
+    ({"data.train_per_class": "x"}, "'data.train_per_class' must be an integer >= 1 or None"),
+    ({"attack.forget_sets": 0}, "'attack.forget_sets' must be an integer >= 1 or None; got 0"),
+    ({"heads": 5}, "'heads' must be a HeadConfig; got 5"),
+])
+def test_settings_are_checked_for_type_and_range(overrides, message):
+    with pytest.raises(SettingError, match=message):
+        resolve("smoke", overrides)
+
+
+def test_overrides_given_as_a_json_string_are_read_or_refused_by_name():
+    # papermill's -p passes a string where a mapping is expected.
+    assert resolve("smoke", '{"original.epochs": 3}').original.epochs == 3
+    with pytest.raises(SettingError, match="overrides 'epochs=3' is a string but not JSON"):
+        resolve("smoke", "epochs=3")
+    with pytest.raises(SettingError, match="overrides must be a mapping.*list"):
+        resolve("smoke", [("original.epochs", 3)])
+
+
+@pytest.mark.parametrize("spec", ["-1", "3-", "2--4", "", "6a", [2.7], [True], True, 2.5, -1])
+def test_forget_sets_are_read_strictly(spec):
+    with pytest.raises(SettingError, match="forget set"):
+        ForgetSet.parse(spec)
+
+
+def test_bad_forget_sets_in_a_bucket_name_the_bucket():
+    with pytest.raises(SettingError, match="'buckets.single'.*cannot read forget set '-1'"):
+        resolve("smoke", {"buckets.single": ["-1"]})
+
+
+def test_forget_set_classes_are_checked_against_the_dataset():
+    assert ForgetSet.parse("2-4").check_classes(10) == ForgetSet((2, 4))
+    with pytest.raises(SettingError, match=r"class\(es\) \[12\] out of range.*0..9"):
+        ForgetSet.parse("3-12").check_classes(10)
+    with pytest.raises(SettingError, match="forgets every class.*leave at least one of 0..3"):
+        ForgetSet.parse(range(4)).check_classes(4)

@@ -33,7 +33,7 @@ def test_forget_split_has_no_forget_image_in_retain(synthetic):
     assert len(split.forget_train) + len(split.retain_train) == len(synthetic.whole_train)
     assert len(synthetic.whole_train) == len(synthetic.train) + len(synthetic.val)
     assert not torch.isin(split.retain_val.y, torch.tensor([1, 3])).any()
-    with pytest.raises(ValueError, match="outside 0..3"):
+    with pytest.raises(ValueError, match=r"out of range; .synthetic. has classes 0..3"):
         split_forget(synthetic, ForgetSet((7,)))
 
 
@@ -70,21 +70,51 @@ def _write_idx(path, array):
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_fashion_mnist_reads_provided_files(tmp_path, monkeypatch):
+def _provide_fashion_mnist(tmp_path, monkeypatch, train_labels=None):
+    """Tiny Fashion-MNIST files (40 train, 20 test images) in the data folder."""
     rng = np.random.default_rng(0)
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
     files = data_module.FASHION_FILES
-    _write_idx(tmp_path / files["train_images"], rng.integers(0, 255, (40, 28, 28)))
-    _write_idx(tmp_path / files["train_labels"], np.repeat(np.arange(10), 4))
-    _write_idx(tmp_path / files["test_images"], rng.integers(0, 255, (20, 28, 28)))
-    _write_idx(tmp_path / files["test_labels"], np.repeat(np.arange(10), 2))
-    monkeypatch.setenv("ILLUSION_DATA", str(tmp_path.parent))
+    _write_idx(folder / files["train_images"], rng.integers(0, 255, (40, 28, 28)))
+    _write_idx(folder / files["train_labels"],
+               np.repeat(np.arange(10), 4) if train_labels is None else train_labels)
+    _write_idx(folder / files["test_images"], rng.integers(0, 255, (20, 28, 28)))
+    _write_idx(folder / files["test_labels"], np.repeat(np.arange(10), 2))
+    monkeypatch.setenv("ILLUSION_DATA", str(tmp_path))
     monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
-    (tmp_path.parent / "fashion-mnist").mkdir(exist_ok=True)
-    for f in files.values():
-        (tmp_path.parent / "fashion-mnist" / f).write_bytes((tmp_path / f).read_bytes())
-    d = load_dataset(DataConfig("fashion-mnist", train_per_class=4, test_per_class=2, val_fraction=0.25))
+    return folder
+
+
+TINY_FASHION = DataConfig("fashion-mnist", train_per_class=4, test_per_class=2, val_fraction=0.25)
+
+
+def test_fashion_mnist_reads_provided_files(tmp_path, monkeypatch):
+    _provide_fashion_mnist(tmp_path, monkeypatch)
+    d = load_dataset(TINY_FASHION)
     assert d.classes[6] == "Shirt" and d.in_channels == 1
     assert len(d.train) == 30 and len(d.val) == 10 and len(d.test) == 20
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda data: data[:len(data) // 2], "is not a readable gzip file .EOFError"),
+    (lambda data: b"not gzip at all" + data, "is not a readable gzip file .BadGzipFile"),
+])
+def test_a_damaged_data_file_is_named_with_the_fix(tmp_path, monkeypatch, damage, problem):
+    folder = _provide_fashion_mnist(tmp_path, monkeypatch)
+    path = folder / data_module.FASHION_FILES["test_images"]
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(data_module.DataUnavailable, match=f"dataset file {path} {problem}.*"
+                                                          f"Replace it with an intact copy"):
+        load_dataset(TINY_FASHION)
+
+
+def test_labels_must_pair_with_images(tmp_path, monkeypatch):
+    folder = _provide_fashion_mnist(tmp_path, monkeypatch, train_labels=np.repeat(np.arange(10), 3))
+    path = folder / data_module.FASHION_FILES["train_labels"]
+    with pytest.raises(data_module.DataUnavailable, match=rf"{path} holds labels of shape \(30,\) "
+                                                          r"but .* holds 40 images"):
+        load_dataset(TINY_FASHION)
 
 
 def test_missing_fashion_mnist_names_every_place(tmp_path, monkeypatch):

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from illusion.config import SettingError
 from illusion.experiment import Experiment
 from illusion.store import Store
 
@@ -43,3 +45,22 @@ def test_retrain_keeps_its_last_epoch_and_cmf_heads_fit_in_cmf_geometry(tmp_path
     z = exp.features(prepared, "model").train
     torch.testing.assert_close(z.norm(dim=1), torch.ones(len(z)))  # ẑ is unit-norm
     assert not torch.allclose(exp.features(prepared, "raw").train.norm(dim=1), torch.ones(len(z)))
+
+
+@pytest.mark.parametrize("forget_set, message", [
+    (12, r"class\(es\) \[12\] out of range; 'mnist5k' has classes 0..9"),
+    ("0-1-2-3-4-5-6-7-8-9", "forgets every class of 'mnist5k'"),
+    ("-1", "cannot read forget set '-1'"),
+])
+def test_bad_forget_sets_fail_before_any_training(tmp_path, forget_set, message):
+    exp = Experiment("smoke", TINY, store=Store(tmp_path))
+    for compute in (exp.retrain, lambda fs: exp.unlearned("rl", fs)):
+        with pytest.raises(SettingError, match=message):
+            compute(forget_set)
+    assert not (tmp_path / "models").exists()  # not even the Original was trained
+
+
+def test_profile_forget_sets_are_checked_against_the_dataset():
+    exp = Experiment("smoke", {**TINY, "buckets": {"single": [[10]]}})
+    with pytest.raises(SettingError, match=r"'buckets.single'.*\[10\] out of range.*0..9"):
+        exp.data

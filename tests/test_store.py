@@ -1,9 +1,13 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+import illusion
 from illusion.config import get_profile
 from illusion.store import Store, atomic_write_bytes, spec_key
 
@@ -86,3 +90,37 @@ def test_checkpoints_refuse_pickled_code(tmp_path):
     torch.save({"w": os.getcwd, "_key": spec_key({"d": 4})}, path)
     with pytest.warns(UserWarning, match="corrupt"):
         Store(tmp_path).load_or_compute("models", {"d": 4}, lambda: {"w": torch.ones(1)})
+
+
+def test_damaged_tensor_bytes_are_detected_and_recomputed(tmp_path):
+    store = Store(tmp_path)
+    store.load_or_compute("models", {"e": 5}, lambda: {"w": torch.full((64,), 1.5)})
+    path = store.path("models", {"e": 5}, ".pt")
+    data = path.read_bytes()
+    at = data.index(torch.full((64,), 1.5).numpy().tobytes())
+    path.write_bytes(data[:at + 8] + b"\xff" * 8 + data[at + 16:])  # two NaNs, same length
+    assert torch.load(path, weights_only=True)["w"].isnan().sum() == 2  # torch loads it
+    with pytest.warns(UserWarning, match="corrupt.*checksum mismatch"):
+        payload = Store(tmp_path).load_or_compute("models", {"e": 5}, lambda: {"w": torch.ones(64)})
+    assert torch.equal(payload["w"], torch.ones(64))
+
+
+def test_a_payload_without_checksum_is_recomputed(tmp_path):
+    store = Store(tmp_path)
+    store.load_or_compute("models", {"f": 6}, lambda: {"w": torch.zeros(2)})
+    path = store.path("models", {"f": 6}, ".pt")
+    torch.save({"w": torch.zeros(2), "_key": spec_key({"f": 6})}, path)  # an older store's file
+    with pytest.warns(UserWarning, match="checksum mismatch"):
+        payload = Store(tmp_path).load_or_compute("models", {"f": 6}, lambda: {"w": torch.ones(2)})
+    assert torch.equal(payload["w"], torch.ones(2))
+    again = Store(tmp_path).load_or_compute("models", {"f": 6}, lambda: {"w": torch.zeros(2)})
+    assert torch.equal(again["w"], torch.ones(2)) and "_sha256" not in again
+
+
+def test_files_get_the_permissions_the_umask_allows(tmp_path):
+    # A fresh interpreter with a group-friendly umask (the store reads it once, at import).
+    code = ("import os, sys; os.umask(0o027); from illusion.store import atomic_write_text; "
+            "atomic_write_text('x', sys.argv[1])")
+    env = {**os.environ, "PYTHONPATH": str(Path(illusion.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.txt")], env=env, check=True)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640

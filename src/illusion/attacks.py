@@ -16,13 +16,15 @@ evaluation (every ``eval_every`` steps, step 0 and the last step included)::
   misalignment predicts to succeed.
 
 :func:`recovery_auc` reduces a curve to one number: the mean forget accuracy over the budget.
-Fine-tuning uses SGD with momentum 0.9, no weight decay and no augmentation.
+Fine-tuning uses SGD with momentum 0.9, no weight decay and no augmentation. An attack whose
+loss or weights become NaN or infinite raises :class:`~illusion.train.DivergedError`.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import math
 import warnings
 from typing import Callable, Iterator
 
@@ -33,7 +35,7 @@ from torch import nn
 
 from .data import ForgetSplit, Split, batches
 from .heads import Features, extract
-from .train import accuracy, autocast
+from .train import SMALLER_LR, accuracy, autocast, check_finite, check_step_loss
 
 CURVE_COLUMNS = ("attack", "step", "forget_accuracy", "retain_accuracy")
 
@@ -43,8 +45,8 @@ def _check_budget(steps: int, eval_every: int, lr: float, batch_size: int) -> No
         raise ValueError(f"steps must be >= 0, got {steps}")
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    if not lr > 0 or not math.isfinite(lr):
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
@@ -58,19 +60,23 @@ def _endless(split: Split, batch_size: int, generator: torch.Generator) -> Itera
         yield from batches(split, batch_size, generator, drop_last=True)
 
 
-def _curve(name: str, steps: int, eval_every: int, step: Callable[[], None],
-           evaluate: Callable[[], tuple[float, float]]) -> pd.DataFrame:
-    """Run ``steps`` optimiser steps, evaluating at step 0, every ``eval_every`` and the end."""
+def _curve(name: str, model: nn.Module, lr: float, steps: int, eval_every: int,
+           step: Callable[[], torch.Tensor], evaluate: Callable[[], tuple[float, float]]
+           ) -> pd.DataFrame:
+    """Run ``steps`` optimiser steps of ``model`` (each returns its loss), evaluating at step 0,
+    every ``eval_every`` and the end; a diverged attack raises instead of recording numbers."""
     rows = []
 
     def record(i: int) -> None:
+        check_finite(model, f"relearning attack {name!r} diverged: at step {i} (lr {lr:g}) the "
+                            f"model", SMALLER_LR)
         forget, retain = evaluate()
         rows.append({"attack": name, "step": i, "forget_accuracy": forget,
                      "retain_accuracy": retain})
 
     record(0)
     for i in range(1, steps + 1):
-        step()
+        check_step_loss(step(), lr, i, f"relearning attack {name!r}")
         if i % eval_every == 0 or i == steps:
             record(i)
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
@@ -96,7 +102,7 @@ def _finetune_curve(name: str, model: nn.Module, split: ForgetSplit, next_batch,
     device = next(model.parameters()).device
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         x, y = next_batch()
         model.train()
         with autocast(device):
@@ -104,11 +110,12 @@ def _finetune_curve(name: str, model: nn.Module, split: ForgetSplit, next_batch,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return loss
 
     def evaluate() -> tuple[float, float]:
         return accuracy(model, split.forget_test), accuracy(model, split.retain_test)
 
-    return _curve(name, steps, eval_every, step, evaluate)
+    return _curve(name, model, lr, steps, eval_every, step, evaluate)
 
 
 def retain_finetune(model: nn.Module, split: ForgetSplit, steps: int = 100, lr: float = 0.01,
@@ -200,12 +207,13 @@ def head_only(model: nn.Module, split: ForgetSplit, train: Split | None = None,
     optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9)
     stream = _endless(cached, batch_size, torch.Generator().manual_seed(seed))
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         x, y = next(stream)
         loss = nn.functional.cross_entropy(head(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return loss
 
     @torch.no_grad()
     def evaluate() -> tuple[float, float]:
@@ -213,7 +221,7 @@ def head_only(model: nn.Module, split: ForgetSplit, train: Split | None = None,
                             if len(y) else float("nan"))
         return tuple(acc(f, y) for f, y in tests)
 
-    return _curve("head_only", steps, eval_every, step, evaluate)
+    return _curve("head_only", head, lr, steps, eval_every, step, evaluate)
 
 
 ATTACKS: dict[str, Callable[..., pd.DataFrame]] = {

@@ -24,15 +24,19 @@ payload ``{"state_dict": ..., "record": ..., "_key": ...}``, loaded with ``weigh
 ``model(x) == model.fc(model.features(x))``; ``torch.jit.trace`` keeps only ``forward`` and
 is not enough.
 
-Bad input (a missing or unreadable file, a state dict of another architecture, a class count
-that differs from the dataset's, an unknown dataset, a forget class out of range) ends with
-exit status 2 and a message naming the problem and the valid choices.
+Bad input (a missing or unreadable file, a state dict of another architecture, a checkpoint
+with NaN or infinite weights, a class count that differs from the dataset's, an unknown dataset,
+a forget class out of range, a relearning budget out of range, an existing file as ``--out``)
+is found before any computation and ends with exit status 2 and a one-line message naming the
+problem and the valid choices.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import warnings
 import zipfile
@@ -45,10 +49,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import PROFILES, ForgetSet, resolve
+from .config import PROFILES, SEED, ForgetSet, SettingError, resolve
 from .data import SOURCES, DataUnavailable, load_dataset, split_forget
 from .models import ARCHITECTURES, build_model, infer_architecture
-from .train import resolve_device
+from .train import DivergedError, check_finite, resolve_device
 
 # Settings of an audit with their defaults (None: required, or read from the checkpoint).
 DEFAULTS: dict[str, Any] = {
@@ -80,6 +84,9 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def _read(path: Path) -> Any:
+    if path.is_dir():
+        raise AuditError(f"checkpoint {path} is a folder; give the path of a checkpoint file "
+                         f"(a state dict saved with torch.save, or a TorchScript module)")
     if not path.is_file():
         raise AuditError(f"checkpoint file not found: {path}")
     if _is_torchscript(path):
@@ -93,9 +100,16 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        first_line = (str(error).strip().splitlines() or [""])[0][:300]
+        with open(path, "rb") as f:
+            head = f.read(16)
+        # torch.save writes a zip archive (a pickle in the legacy format): anything else, a
+        # text file say, only confuses the unpickler ("KeyError: 101").
+        if zipfile.is_zipfile(path) or head.startswith(b"\x80"):
+            problem = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
+        else:
+            problem = f"not a file written by torch.save: it starts with {head!r}"
         raise AuditError(
-            f"cannot read checkpoint {path} ({type(error).__name__}: {first_line}). Expected a "
+            f"cannot read checkpoint {path} ({problem}). Expected a "
             f"state dict saved with torch.save(model.state_dict(), path) (loadable with "
             f"weights_only=True), the store's payload {{'state_dict': ...}}, or a TorchScript "
             f"module saved with torch.jit.save(torch.jit.script(model), path)") from None
@@ -238,6 +252,32 @@ class AuditReport:
         return "\n".join(lines)
 
 
+def _check_budget(attack_steps: int, attack_lr: float, shots: int, seed: int | None) -> None:
+    """The relearning budget and seed, each an integer or finite number in its range."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not is_int(attack_steps) or attack_steps < 0:
+        raise AuditError(f"--attack-steps must be an integer >= 0 (0 skips relearning); got "
+                         f"{attack_steps!r}")
+    if not isinstance(attack_lr, (int, float)) or not math.isfinite(attack_lr) or attack_lr <= 0:
+        raise AuditError(f"--attack-lr must be a finite number > 0; got {attack_lr!r}")
+    if not is_int(shots) or shots < 1:
+        raise AuditError(f"--shots must be an integer >= 1; got {shots!r}")
+    if seed is not None and (not is_int(seed) or not SEED.allows(seed)):
+        raise AuditError(f"--seed must be an integer {SEED.text}; got {seed!r}")
+
+
+def _check_out(out: Path) -> None:
+    """``out`` is a folder, or can become one: the report never overwrites a file."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise AuditError(f"--out {out}: {existing} is a file, not a folder; give a folder for "
+                         f"the report (created when missing; no file is overwritten)")
+    if not os.access(existing, os.W_OK):
+        raise AuditError(f"--out {out}: folder {existing} is not writable")
+
+
 def _geometry(name: str, feats, W: torch.Tensor, b: torch.Tensor | None,
               forget_set: ForgetSet, seed: int) -> tuple[list[dict], pd.DataFrame]:
     """NC metrics, alignment cosines and MIA of one model from its cached features."""
@@ -277,13 +317,11 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         raise AuditError(f"unknown dataset {dataset!r}; valid choices: {sorted(SOURCES)}")
     if profile not in PROFILES:
         raise AuditError(f"unknown profile {profile!r}; valid choices: {sorted(PROFILES)}")
-    if attack_steps < 0 or shots < 1 or attack_lr <= 0:
-        raise AuditError(f"need attack_steps >= 0, shots >= 1 and attack_lr > 0; got "
-                         f"{attack_steps}, {shots}, {attack_lr}")
+    _check_budget(attack_steps, attack_lr, shots, seed)
     try:
         forget_set = ForgetSet.parse(forget)
-    except (ValueError, TypeError) as error:
-        raise AuditError(f"cannot read forget set {forget!r}: {error}") from None
+    except SettingError as error:
+        raise AuditError(str(error)) from None
     try:
         run_device = resolve_device(device)
         torch.empty(0, device=run_device)
@@ -298,6 +336,11 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         paths["retrain"] = Path(retrain)
     loaded = {name: load_checkpoint(p, arch, width if name == "checkpoint" else None)
               for name, p in paths.items()}
+    for name, (model, _) in loaded.items():
+        try:
+            check_finite(model, f"checkpoint {paths[name]}")
+        except DivergedError as error:
+            raise AuditError(str(error)) from None
     try:
         data = load_dataset(settings.data, run_device)
     except DataUnavailable as error:
@@ -311,10 +354,10 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         if isinstance(conv, nn.Conv2d) and conv.in_channels != data.in_channels:
             raise AuditError(f"{paths[name]} takes {conv.in_channels}-channel images but dataset "
                              f"{dataset!r} has {data.in_channels} channel(s)")
-    bad = [c for c in forget_set.classes if not 0 <= c < data.num_classes]
-    if bad:
-        raise AuditError(f"forget class(es) {bad} out of range: dataset {dataset!r} has classes "
-                         f"0..{data.num_classes - 1}")
+    try:
+        forget_set.check_classes(data.num_classes, f"dataset {dataset!r}")
+    except SettingError as error:
+        raise AuditError(str(error)) from None
     split = split_forget(data, forget_set)
     counts = torch.bincount(split.forget_train.y, minlength=data.num_classes)
     fewest = int(counts[list(forget_set.classes)].min())
@@ -423,6 +466,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _number(key: str, value: Any, path: Path) -> int | float:
+    """A number of a config file, as the command line would read it: ``5.7`` or ``true`` is no
+    step count."""
+    kind = NUMBERS[key.replace("-", "_")]
+    try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise TypeError(value)  # int() would read them as 5 and 1
+        return kind(value)
+    except (TypeError, ValueError):
+        raise AuditError(f"{key!r} in {path} must be {'an integer' if kind is int else 'a number'}, "
+                         f"got {value!r}") from None
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """Command line over --config over DEFAULTS, validated."""
     given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
@@ -443,10 +499,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             if name in PATH_KEYS and value is not None:
                 value = str(path.parent / value)  # an absolute value stays as it is
             if name in NUMBERS and value is not None:
-                try:
-                    value = NUMBERS[name](value)
-                except (TypeError, ValueError):
-                    raise AuditError(f"{key!r} in {path} must be a number, got {value!r}") from None
+                value = _number(key, value, path)
             given.setdefault(name, value)
     settings = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
     missing = [k for k in REQUIRED if settings[k] is None]
@@ -457,6 +510,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     for key, valid in choices.items():
         if settings[key] is not None and settings[key] not in valid:
             raise AuditError(f"unknown {key} {settings[key]!r}; valid choices: {sorted(valid)}")
+    _check_out(Path(settings["out"]))
     return settings
 
 
@@ -471,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         out = settings.pop("out")
         report = audit(**settings, progress=not args.quiet)
-    except AuditError as error:
+    except (AuditError, DivergedError) as error:  # a diverged attack: a relearning LR too large
         print(f"illusion {args.command}: error: {error}", file=sys.stderr)
         return 2
     files = report.save(out)

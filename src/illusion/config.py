@@ -11,15 +11,33 @@ hyper-parameters, the evaluation heads and the seed. Profiles:
   recipes (REFERENCE §2-4), for a GPU.
 
 ``resolve(name, overrides)`` applies dotted overrides such as ``{"original.epochs": 5}`` or
-``{"methods.rl.lr": 1e-3}`` and names the valid keys when one is wrong.
+``{"methods.rl.lr": 1e-3}`` and names the valid keys when one is wrong; every setting of the
+result is checked for type and range (:func:`validate`, from each dataclass's annotations and
+``LIMITS``), so a bad value fails at the door with a :class:`SettingError` naming it.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
+import math
+import numbers
+import re
+import types
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import (Any, Callable, ClassVar, Iterable, Mapping, Union, get_args, get_origin,
+                    get_type_hints)
+
+
+class SettingError(ValueError):
+    """A setting or a forget set of the wrong type or out of range. The message names the
+    setting, the bad value and what is allowed."""
+
+
+def _is_int(value: Any) -> bool:
+    """An integer, and not a bool (``True`` is an ``int`` to Python, never a count to us)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, order=True)
@@ -29,9 +47,13 @@ class ForgetSet:
     classes: tuple[int, ...]
 
     def __post_init__(self):
+        bad = [c for c in self.classes if not _is_int(c) or c < 0]
+        if bad:
+            raise SettingError(f"forget set {list(self.classes)}: class ids must be "
+                               f"non-negative integers (not floats or booleans); got {bad}")
         classes = tuple(sorted({int(c) for c in self.classes}))
         if not classes:
-            raise ValueError("a forget set needs at least one class")
+            raise SettingError("a forget set needs at least one class")
         object.__setattr__(self, "classes", classes)
 
     @property
@@ -41,20 +63,63 @@ class ForgetSet:
 
     @classmethod
     def parse(cls, spec: "ForgetSet | int | str | Iterable[int]") -> "ForgetSet":
+        """A class id (``6``), a string (``'6'``, ``'2-4-6'``, ``'2,4,6'``) or a list of class
+        ids. Nothing is guessed: ``'-1'``, ``'3-'``, ``[2.7]`` or ``True`` are refused."""
         if isinstance(spec, ForgetSet):
             return spec
-        if isinstance(spec, int):
+        if _is_int(spec):
             return cls((spec,))
         if isinstance(spec, str):
-            try:
-                return cls(tuple(int(p) for p in spec.replace(",", "-").split("-") if p.strip()))
-            except ValueError:
-                raise ValueError(f"cannot read forget set {spec!r}: write class ids like '6' "
-                                 f"or '2-4-6'") from None
-        return cls(tuple(spec))
+            parts = [p.strip() for p in spec.replace(",", "-").split("-")]
+            # '-' separates class ids, so '-1' would otherwise read as class 1.
+            if not all(p.isascii() and p.isdigit() for p in parts):
+                raise SettingError(f"cannot read forget set {spec!r}: write non-negative class "
+                                   f"ids separated by '-', like '6' or '2-4-6'")
+            return cls(tuple(int(p) for p in parts))
+        if isinstance(spec, Iterable) and not isinstance(spec, Mapping):
+            return cls(tuple(spec))
+        raise SettingError(f"cannot read forget set {spec!r}: give a class id like 6, a string "
+                           f"like '2-4-6' or a list like [2, 4, 6]")
+
+    def check_classes(self, num_classes: int, dataset: str = "the dataset") -> "ForgetSet":
+        """This forget set, when every class is one of the dataset's and one is left to retain."""
+        outside = [c for c in self.classes if c >= num_classes]
+        if outside:
+            raise SettingError(f"forget set {self.name}: class(es) {outside} out of range; "
+                               f"{dataset} has classes 0..{num_classes - 1}")
+        if len(self.classes) >= num_classes:
+            raise SettingError(f"forget set {self.name} forgets every class of {dataset}; "
+                               f"leave at least one of 0..{num_classes - 1} to retain")
+        return self
 
     def __str__(self) -> str:
         return self.name
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The values a setting allows, beyond its type, and how an error message says so."""
+
+    allows: Callable[[Any], bool]
+    text: str
+
+
+AT_LEAST_0 = Limit(lambda v: v >= 0, ">= 0")
+AT_LEAST_1 = Limit(lambda v: v >= 1, ">= 1")
+POSITIVE = Limit(lambda v: v > 0, "> 0")
+FRACTION = Limit(lambda v: 0 <= v < 1, "in [0, 1)")
+# numpy's generators refuse negative seeds; below 2**32 every generator takes the seed as is.
+SEED = Limit(lambda v: 0 <= v < 2**32, "in [0, 2**32)")
+DEVICE = Limit(lambda v: re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", v) is not None,
+               "like 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'")
+
+
+def one_of(*choices: Any) -> Limit:
+    return Limit(lambda v: v in choices, f"in {list(choices)}")
+
+
+KEEP = ("best", "last")                  # TrainConfig.keep: the checkpoint a training returns
+SGD_SCHEDULES = ("constant", "cosine")   # HeadConfig.sgd_schedule: the SGD probe's LR schedule
 
 
 @dataclass(frozen=True)
@@ -67,11 +132,17 @@ class DataConfig:
     num_classes: int = 10               # synthetic data only
     noise: float = 1.0                  # synthetic data only: within-class noise level
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "train_per_class": AT_LEAST_1, "test_per_class": AT_LEAST_1, "val_fraction": FRACTION,
+        "seed": SEED, "num_classes": Limit(lambda v: v >= 2, ">= 2"), "noise": AT_LEAST_0}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "resnet18"
     width: int = 64  # channels of the first stage; the standard ResNet has 64
+
+    LIMITS: ClassVar[dict[str, Limit]] = {"width": AT_LEAST_1}
 
 
 @dataclass(frozen=True)
@@ -93,6 +164,11 @@ class TrainConfig:
     flip: bool = True
     keep: str = "best"
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "epochs": AT_LEAST_1, "lr": POSITIVE, "batch_size": AT_LEAST_1, "momentum": FRACTION,
+        "weight_decay": AT_LEAST_0, "warmup_epochs": AT_LEAST_0, "min_lr": AT_LEAST_0,
+        "patience": AT_LEAST_1, "crop_padding": AT_LEAST_0, "keep": one_of(*KEEP)}
+
 
 @dataclass(frozen=True)
 class MethodConfig:
@@ -102,6 +178,11 @@ class MethodConfig:
     lr: float = 1e-3
     batch_size: int = 128
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    # Training-free methods (svd, prune) take 0 epochs and LR 0; a gradient method given no
+    # epochs refuses to run (illusion.train.check_run_result).
+    LIMITS: ClassVar[dict[str, Limit]] = {"epochs": AT_LEAST_0, "lr": AT_LEAST_0,
+                                          "batch_size": AT_LEAST_1}
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
@@ -126,6 +207,11 @@ class HeadConfig:
     sgd_patience: int | None = None
     augment_train: bool = False
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "lp": one_of("lbfgs", "sgd"), "lbfgs_max_iter": AT_LEAST_1, "lbfgs_l2": AT_LEAST_0,
+        "sgd_epochs": AT_LEAST_1, "sgd_lr": POSITIVE, "sgd_batch_size": AT_LEAST_1,
+        "sgd_schedule": one_of(*SGD_SCHEDULES), "sgd_patience": AT_LEAST_1}
+
 
 @dataclass(frozen=True)
 class AttackConfig:
@@ -138,6 +224,10 @@ class AttackConfig:
     eval_every: int = 10
     shots: int = 5
     forget_sets: int | None = None
+
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "steps": AT_LEAST_0, "lr": POSITIVE, "batch_size": AT_LEAST_1, "eval_every": AT_LEAST_1,
+        "shots": AT_LEAST_1, "forget_sets": AT_LEAST_1}
 
 
 @dataclass(frozen=True)
@@ -156,8 +246,10 @@ class Profile:
     seed: int = 1234
     device: str = "auto"  # 'auto' picks CUDA when present; not part of any artifact key
 
+    LIMITS: ClassVar[dict[str, Limit]] = {"seed": SEED, "device": DEVICE}
+
     def __post_init__(self):
-        buckets = {b: tuple(ForgetSet.parse(s) for s in sets) for b, sets in self.buckets.items()}
+        buckets = {b: _forget_sets(sets, f"buckets.{b}") for b, sets in self.buckets.items()}
         object.__setattr__(self, "buckets", buckets)
         methods = {m: c if isinstance(c, MethodConfig) else MethodConfig(**c)
                    for m, c in self.methods.items()}
@@ -201,6 +293,17 @@ class Profile:
 
     def describe(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=False)
+
+
+def _forget_sets(sets: Any, setting: str) -> tuple[ForgetSet, ...]:
+    """The forget sets of one bucket, read strictly; errors name the bucket."""
+    if not isinstance(sets, (list, tuple)):
+        raise SettingError(f"setting {setting!r} must be a list of forget sets like "
+                           f"[[6], [2, 4]]; got {sets!r}")
+    try:
+        return tuple(ForgetSet.parse(s) for s in sets)
+    except SettingError as error:
+        raise SettingError(f"setting {setting!r}: {error}") from None
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -436,17 +539,88 @@ PROFILES = {
 
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; valid choices: {sorted(PROFILES)}")
+        raise SettingError(f"unknown profile {name!r}; valid choices: {sorted(PROFILES)}")
     return PROFILES[name]()
 
 
-def resolve(profile: str | Profile, overrides: Mapping[str, Any] | None = None) -> Profile:
+def resolve(profile: str | Profile, overrides: Mapping[str, Any] | str | None = None) -> Profile:
     """A profile with dotted overrides applied, e.g. ``{"original.epochs": 5}``,
-    ``{"methods.rl.lr": 1e-3}``, ``{"buckets.single": [[6]]}``. Nested dicts work too."""
+    ``{"methods.rl.lr": 1e-3}``, ``{"buckets.single": [[6]]}``, and validated. Nested dicts
+    work too, and so does a JSON string of them (papermill's ``-p overrides '{...}'``)."""
     base = get_profile(profile) if isinstance(profile, str) else profile
-    for key, value in _flatten(overrides or {}).items():
+    for key, value in _flatten(_overrides_mapping(overrides)).items():
         base = _replace(base, key.split("."), value, key)
-    return base
+    return validate(base)
+
+
+def _overrides_mapping(overrides: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides)
+        except json.JSONDecodeError as error:
+            raise SettingError(f"overrides {overrides!r} is a string but not JSON ({error}); "
+                               f"give a mapping such as {{\"original.epochs\": 5}} (with papermill: "
+                               f"-y '{{\"overrides\": {{\"original.epochs\": 5}}}}')") from None
+    if not isinstance(overrides, Mapping):
+        raise SettingError(f"overrides must be a mapping of settings to values such as "
+                           f"{{\"original.epochs\": 5}}; got {type(overrides).__name__} {overrides!r}")
+    return overrides
+
+
+def validate(profile: Profile) -> Profile:
+    """``profile`` when every setting has the type its dataclass field declares and lies within
+    the field's ``LIMITS``; else a :class:`SettingError` naming the setting, its value and
+    what is allowed. Forget sets are checked as they are read (:meth:`ForgetSet.parse`), their
+    range against the dataset by the Experiment."""
+    _check(profile, Profile, "")
+    return profile
+
+
+def _check(value: Any, hint: Any, setting: str, limit: Limit | None = None) -> None:
+    """Raise SettingError unless ``value`` fits the type ``hint`` and ``limit``; dataclasses
+    and mappings of them are checked field by field."""
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, hint):
+            raise SettingError(f"setting {setting!r} must be a {hint.__name__}; got {value!r}")
+        hints, limits = get_type_hints(hint), getattr(hint, "LIMITS", {})
+        for f in dataclasses.fields(hint):
+            _check(getattr(value, f.name), hints[f.name],
+                   f"{setting}.{f.name}" if setting else f.name, limits.get(f.name))
+    elif get_origin(hint) is collections.abc.Mapping:
+        if not isinstance(value, Mapping):
+            raise SettingError(f"setting {setting!r} must be a mapping; got {value!r}")
+        for key, item in value.items():
+            _check(item, get_args(hint)[1], f"{setting}.{key}")
+    elif get_origin(hint) is tuple or hint is Any:
+        pass  # forget sets check themselves as they are built; method options are free-form
+    elif not _fits(value, hint) or (limit and value is not None and not limit.allows(value)):
+        raise SettingError(f"setting {setting!r} must be {_describe(hint, limit)}; got {value!r}")
+
+
+_KINDS = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    if get_origin(hint) in (Union, types.UnionType):
+        return any(_fits(value, option) for option in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return _is_int(value)
+    if hint is float:  # NaN and infinity compare False with every bound: refuse them here
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and math.isfinite(value))
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any, limit: Limit | None) -> str:
+    """'an integer >= 1', 'an integer >= 1 or None', 'a string in ['lbfgs', 'sgd']'."""
+    options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    kinds = [_KINDS.get(o, getattr(o, "__name__", str(o))) for o in options if o is not type(None)]
+    text = " or ".join(kinds) + (f" {limit.text}" if limit else "")
+    return text + (" or None" if type(None) in options else "")
 
 
 def _flatten(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -466,14 +640,14 @@ def _replace(obj: Any, path: list[str], value: Any, full_key: str) -> Any:
     if dataclasses.is_dataclass(obj):
         names = [f.name for f in dataclasses.fields(obj)]
         if head not in names:
-            raise ValueError(f"unknown setting {full_key!r}: {type(obj).__name__} has no field "
+            raise SettingError(f"unknown setting {full_key!r}: {type(obj).__name__} has no field "
                              f"{head!r}; valid choices: {names}")
         new = _replace(getattr(obj, head), rest, value, full_key) if rest else value
         return dataclasses.replace(obj, **{head: new})
     if isinstance(obj, Mapping):
         if rest and head not in obj:
-            raise ValueError(f"unknown setting {full_key!r}: {head!r} is not one of {sorted(obj)}")
+            raise SettingError(f"unknown setting {full_key!r}: {head!r} is not one of {sorted(obj)}")
         updated = dict(obj)
         updated[head] = _replace(obj[head], rest, value, full_key) if rest else value
         return updated
-    raise ValueError(f"unknown setting {full_key!r}: {type(obj).__name__} value has no field {head!r}")
+    raise SettingError(f"unknown setting {full_key!r}: {type(obj).__name__} value has no field {head!r}")

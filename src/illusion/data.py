@@ -13,6 +13,7 @@ import gzip
 import os
 import shutil
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,15 @@ CIFAR_MEAN, CIFAR_STD = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
 
 class DataUnavailable(RuntimeError):
     """A dataset could not be found locally nor downloaded."""
+
+
+class DataFileError(DataUnavailable, ValueError):
+    """A dataset file is unreadable, truncated, or disagrees with its partner file."""
+
+
+def _damaged(path: Path, problem: str) -> DataFileError:
+    return DataFileError(f"dataset file {path} {problem}. Replace it with an intact copy of "
+                         f"{path.name}, or delete it to have it fetched again")
 
 
 @dataclass
@@ -98,10 +108,8 @@ class ForgetSplit:
 def split_forget(data: Dataset, forget_set: ForgetSet, train: Split | None = None) -> ForgetSplit:
     """Class-wise forgetting: D_f is every image of the forget classes in the whole training
     set (:attr:`Dataset.whole_train`; or in ``train``), D_r the rest."""
+    forget_set.check_classes(data.num_classes, repr(data.name))
     forget = torch.tensor(forget_set.classes, device=data.train.y.device)
-    if int(forget.max()) >= data.num_classes or int(forget.min()) < 0:
-        raise ValueError(f"forget set {forget_set.classes} has class ids outside "
-                         f"0..{data.num_classes - 1} of {data.name}")
 
     def parts(split: Split) -> tuple[Split, Split]:
         is_forget = torch.isin(split.y, forget)
@@ -118,16 +126,31 @@ def split_forget(data: Dataset, forget_set: ForgetSet, train: Split | None = Non
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path} is not an idx file of unsigned bytes")
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise _damaged(path, f"is not a readable gzip file ({type(error).__name__}: "
+                             f"{error})") from None
+    ndim = raw[3] if len(raw) >= 4 else 0
+    if len(raw) < 4 + 4 * ndim or raw[:3] != b"\x00\x00\x08":
+        raise _damaged(path, "is not an idx file of unsigned bytes")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(dims)):
-        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} values, got {array.size}")
+        raise _damaged(path, f"is truncated: expected {int(np.prod(dims))} values, got {array.size}")
     return array.reshape(dims)
+
+
+def _idx_pair(folder: Path, images: str, labels: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 1, H, W) and their labels (N,), read from two idx files that must agree."""
+    x, y = _read_idx(folder / images), _read_idx(folder / labels)
+    if x.ndim != 3:
+        raise _damaged(folder / images, f"holds an array of shape {x.shape}, not images (N, H, W)")
+    if y.ndim != 1 or len(y) != len(x):
+        raise _damaged(folder / labels, f"holds labels of shape {y.shape} but {images} holds "
+                                        f"{len(x)} images: they must pair one to one")
+    return x[:, None], y
 
 
 def fetch_fashion_mnist(root: Path | None = None, download: bool = True) -> Path:
@@ -168,9 +191,10 @@ def fetch_fashion_mnist(root: Path | None = None, download: bool = True) -> Path
 
 def _fashion_mnist(cfg: DataConfig):
     folder = fetch_fashion_mnist()
-    load = lambda key: _read_idx(folder / FASHION_FILES[key])  # noqa: E731
-    return (load("train_images")[:, None], load("train_labels"), load("test_images")[:, None],
-            load("test_labels"), FASHION_CLASSES)
+    files = FASHION_FILES
+    x_train, y_train = _idx_pair(folder, files["train_images"], files["train_labels"])
+    x_test, y_test = _idx_pair(folder, files["test_images"], files["test_labels"])
+    return x_train, y_train, x_test, y_test, FASHION_CLASSES
 
 
 def _mnist5k(cfg: DataConfig):

@@ -25,7 +25,7 @@ from torch import nn
 
 from . import classifier_only, cmf
 from .attacks import run_attacks
-from .config import ForgetSet, Profile, resolve
+from .config import ForgetSet, Profile, SettingError, resolve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget, stratified_indices
 from .geometry import alignment_cosines
 from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
@@ -33,7 +33,7 @@ from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features
 from .mia import mia_efficacy
 from .models import INFERENCE_BATCH_SIZE, build_model
 from .store import Store, spec_key
-from .train import fit, resolve_device
+from .train import DivergedError, check_finite, fit, resolve_device
 from .unlearn import BASELINES, CLASSIFIER_EDITS, Context, unlearn
 from .unlearn._loop import concat
 
@@ -57,6 +57,15 @@ class Trained:
     @property
     def seconds(self) -> float:
         return float(self.record.get("seconds", float("nan")))
+
+    @property
+    def label(self) -> str:
+        return model_label(self.name, self.variant, self.forget_set)
+
+
+def model_label(name: str, variant: str, forget_set: ForgetSet | None) -> str:
+    """How messages name a model: ``rl (full, forget set 1-2)``."""
+    return f"{name} ({variant}" + (f", forget set {forget_set})" if forget_set else ")")
 
 
 @dataclass
@@ -95,11 +104,24 @@ class Experiment:
     @property
     def data(self) -> Dataset:
         if self._data is None:
-            self._data = load_dataset(self.profile.data, self.device)
+            data = load_dataset(self.profile.data, self.device)
+            # The profile's forget sets fit this dataset, or nothing trains on it.
+            for bucket, sets in self.profile.buckets.items():
+                try:
+                    for forget_set in sets:
+                        forget_set.check_classes(data.num_classes, repr(data.name))
+                except SettingError as error:
+                    raise SettingError(f"setting 'buckets.{bucket}': {error}") from None
+            self._data = data
         return self._data
 
+    def forget_set(self, spec: ForgetSet | int | str) -> ForgetSet:
+        """``spec`` read strictly and checked against the dataset's classes: this loads the
+        data, never trains, so a bad forget set fails before any model is computed."""
+        return ForgetSet.parse(spec).check_classes(self.data.num_classes, repr(self.data.name))
+
     def split(self, forget_set: ForgetSet | int | str) -> ForgetSplit:
-        forget_set = ForgetSet.parse(forget_set)
+        forget_set = self.forget_set(forget_set)
         if forget_set not in self._splits:
             self._splits[forget_set] = split_forget(self.data, forget_set)
         return self._splits[forget_set]
@@ -118,7 +140,13 @@ class Experiment:
         key = spec_key(spec)
         if key not in self._models:
             def run() -> dict:
-                model, record = compute()
+                # Raised before the store writes anything: a failed run leaves no artifact.
+                try:
+                    model, record = compute()
+                    check_finite(model, "the result")
+                except (DivergedError, SettingError) as error:
+                    raise type(error)(f"{model_label(name, variant, forget_set)}: {error}. "
+                                      f"Nothing was stored.") from None
                 return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                         "record": record}
             payload = self.store.load_or_compute("models", spec, run)
@@ -127,6 +155,11 @@ class Experiment:
             self._models[key] = Trained(name, variant, forget_set, model.eval(), spec,
                                         payload["record"])
         return self._models[key]
+
+    def _require_finite(self, trained: Trained) -> None:
+        """Evaluations refuse a model with NaN or infinite weights: every head would score
+        it (NaN logits all pick class 0), and the table would be stored and reused."""
+        check_finite(trained.model, f"model {trained.label}")
 
     def original_spec(self) -> dict:
         p = self.profile
@@ -147,7 +180,7 @@ class Experiment:
         """Trained from scratch on D_r, the retain part of the whole training set, as in the
         authors' code; there is no validation split (``keep="best"`` then selects by training
         accuracy)."""
-        forget_set = ForgetSet.parse(forget_set)
+        forget_set = self.forget_set(forget_set)
         p = self.profile
         spec = {"kind": "retrain", "data": p.data, "model": p.model, "train": p.retrain,
                 "seed": p.seed, "forget_set": forget_set}
@@ -187,7 +220,7 @@ class Experiment:
         """``method`` run from the variant's base model on ``forget_set`` (stored)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; valid choices: {sorted(VARIANTS)}")
-        forget_set = ForgetSet.parse(forget_set)
+        forget_set = self.forget_set(forget_set)
         cfg = self.profile.method(method, variant)
         base = VARIANTS[variant].base(self)
         spec = {"kind": "unlearn", "method": method, "variant": variant, "config": cfg,
@@ -207,7 +240,7 @@ class Experiment:
         forget set: {(name, variant, forget set): Trained}."""
         models = {}
         for fs in forget_sets or self.profile.forget_sets:
-            fs = ForgetSet.parse(fs)
+            fs = self.forget_set(fs)
             if references:
                 models["original", "full", fs] = self.original()
                 models["retrain", "full", fs] = self.retrain(fs)
@@ -248,6 +281,7 @@ class Experiment:
         """
         if geometry not in GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r}; valid choices: {list(GEOMETRIES)}")
+        self._require_finite(trained)
         if geometry == "model":
             return head_geometry(trained.model, self.features(trained))
         if trained.key not in self._features:
@@ -279,7 +313,8 @@ class Experiment:
         or, with ``geometry="raw"``, on the raw penultimate features. ``seconds`` is the
         model's training/unlearning wall time for the output head and the head's own fitting
         time for LP and NCC."""
-        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        self._require_finite(trained)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         heads_cfg = self.profile.heads
         spec = {"kind": "evaluate", "model": trained.key, "forget_set": forget_set,
                 "heads": list(heads), "config": heads_cfg, "lp": lp or heads_cfg.lp,
@@ -303,7 +338,8 @@ class Experiment:
         non-member. Alignment: cosine between each classifier row and its centred class mean
         (over the training features, in the head's own geometry), averaged over forget and
         over retain classes."""
-        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        self._require_finite(trained)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         spec = {"kind": "metrics", "model": trained.key, "forget_set": forget_set,
                 "geometry": "model"}
 
@@ -326,7 +362,8 @@ class Experiment:
     def layerwise(self, trained: Trained, forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
         """Linear probe on the pooled output of the stem and of each stage (tidy: stage, split,
         accuracy): where in the network the forgotten class stays separable."""
-        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        self._require_finite(trained)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         spec = {"kind": "layerwise", "model": trained.key, "forget_set": forget_set,
                 "config": self.profile.heads}
 
@@ -366,7 +403,7 @@ class Experiment:
         anyway, so the run is unchanged)."""
         if at not in ("step", "epoch"):
             raise ValueError(f"unknown curve resolution at={at!r}; valid choices: ['epoch', 'step']")
-        forget_set = ForgetSet.parse(forget_set)
+        forget_set = self.forget_set(forget_set)
         cfg = self.profile.method(method, variant)
         if epochs is not None:
             cfg = dataclasses.replace(cfg, epochs=epochs)
@@ -422,7 +459,8 @@ class Experiment:
                    ) -> pd.DataFrame:
         """Relearning attack curves on a copy of ``trained`` with the profile's budget (tidy:
         model, variant, forget_set, attack, step, forget_accuracy, retain_accuracy)."""
-        forget_set = ForgetSet.parse(forget_set if forget_set is not None else trained.forget_set)
+        self._require_finite(trained)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         budget = self.profile.attack
         spec = {"kind": "relearning", "model": trained.key, "forget_set": forget_set,
                 "attacks": list(attacks), "budget": budget, "seed": self.profile.seed}

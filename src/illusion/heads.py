@@ -26,14 +26,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .config import ForgetSet, HeadConfig
+from .config import SGD_SCHEDULES, ForgetSet, HeadConfig
 from .data import Split, augment
 from .models import INFERENCE_BATCH_SIZE
 from .train import autocast
 
 HEADS = ("output", "lp", "ncc")
 GEOMETRIES = ("model", "raw")
-SGD_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass

@@ -3,8 +3,9 @@
 A key is the SHA-256 of the canonical JSON of a *spec*: everything that decides the artifact,
 including the key of what it was derived from (an unlearned model's spec holds its Original's
 key), so changing any upstream setting changes every downstream key. Writes are atomic (temp
-file + rename), checkpoints load with ``weights_only=True``, a corrupt file is detected,
-reported and recomputed, and ``force=True`` recomputes each artifact once per process.
+file + rename), checkpoints load with ``weights_only=True``, every artifact carries a SHA-256 of
+its content (tables in a sidecar, tensor payloads inside themselves), so a corrupt file is
+detected, reported and recomputed, and ``force=True`` recomputes each artifact once per process.
 """
 
 from __future__ import annotations
@@ -30,12 +31,32 @@ def spec_key(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
+def _umask() -> int:
+    """The process's umask. Linux shows it in /proc; elsewhere reading it means setting it and
+    back, which is done once, at import, before any thread of ours creates files."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# What open() would give a new file: mkstemp's files are 0600, unreadable to a group sharing
+# the store.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -61,6 +82,31 @@ class CorruptArtifact(RuntimeError):
     pass
 
 
+def payload_digest(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of a payload's content: every tensor's dtype, shape and bytes and every plain
+    value, in a canonical order, so it does not depend on how ``torch.save`` laid them out."""
+    digest = hashlib.sha256()
+
+    def feed(obj: Any) -> None:
+        if torch.is_tensor(obj):
+            t = obj.detach().cpu().contiguous()
+            digest.update(f"tensor {t.dtype} {tuple(t.shape)}:".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(obj, Mapping):
+            for key in sorted(obj, key=str):
+                digest.update(f"{key!r}:".encode())
+                feed(obj[key])
+        elif isinstance(obj, (list, tuple)):
+            digest.update(f"[{len(obj)}]".encode())
+            for item in obj:
+                feed(item)
+        else:
+            digest.update(f"{obj!r};".encode())
+
+    feed(payload)
+    return digest.hexdigest()
+
+
 class Store:
     """Get-or-compute for tensors payloads (``load_or_compute``) and tables (``table``)."""
 
@@ -77,7 +123,8 @@ class Store:
 
     def load_or_compute(self, kind: str, spec: Mapping[str, Any],
                         compute: Callable[[], dict]) -> dict:
-        """A dict of tensors and plain values, from disk when present, else computed and saved."""
+        """A dict of tensors and plain values, from disk when present and intact (its stored
+        ``_sha256`` matches its content), else computed and saved."""
         path = self.path(kind, spec, ".pt")
         key = spec_key(spec)
         if self._reuse(path):
@@ -85,13 +132,16 @@ class Store:
                 payload = torch.load(path, map_location="cpu", weights_only=True)
                 if not isinstance(payload, dict) or payload.get("_key") != key:
                     raise CorruptArtifact("key mismatch")
+                # Damaged bytes inside a tensor still load (as other numbers, NaN say).
+                if payload.pop("_sha256", None) != payload_digest(payload):
+                    raise CorruptArtifact("checksum mismatch")
                 return payload
             except Exception as error:
                 warnings.warn(f"artifact {path} is corrupt ({type(error).__name__}: {error}); "
                               f"recomputing it", stacklevel=2)
         payload = dict(compute())
         payload["_key"] = key
-        atomic_torch_save(payload, path)
+        atomic_torch_save({**payload, "_sha256": payload_digest(payload)}, path)
         atomic_write_text(json.dumps(to_jsonable(spec), indent=1, sort_keys=True),
                           path.with_suffix(".json"))
         self._fresh.add(path.name)

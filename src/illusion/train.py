@@ -5,6 +5,11 @@ iteration), the best-validation checkpoint kept (or the last epoch, ``keep="last
 stopping on validation accuracy. A
 ``checkpoint`` path makes a long run resumable: the state is written atomically after every
 epoch and picked up again when the run restarts.
+
+Finite or fail: a loss or a weight that becomes NaN or infinite raises :class:`DivergedError`
+(naming the run, the learning rate and the step) instead of yielding a model whose accuracies
+would be meaningless; every training loop, unlearning run and attack checks with the functions
+below, and evaluations refuse such a model.
 """
 
 from __future__ import annotations
@@ -20,13 +25,50 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from .config import KEEP, MethodConfig, SettingError, TrainConfig
 from .data import Split, batches
 from .models import INFERENCE_BATCH_SIZE
 from .store import atomic_torch_save
 
 
-KEEP = ("best", "last")
+class DivergedError(FloatingPointError):
+    """A loss or a model tensor is NaN or infinite: a run diverged (usually a learning rate far
+    too large) or a model handed to an evaluation is broken."""
+
+
+SMALLER_LR = "try a smaller learning rate"
+
+
+def check_step_loss(loss: torch.Tensor | float, lr: float, step: int, run: str = "the run") -> None:
+    """Raise DivergedError when the loss of optimiser step ``step`` (1-based) is not finite:
+    every later step would only spread the NaN through the weights."""
+    value = loss.item() if torch.is_tensor(loss) else float(loss)
+    if not math.isfinite(value):
+        raise DivergedError(f"{run} diverged: the loss became {value} at step {step} "
+                            f"(lr {lr:g}); {SMALLER_LR}")
+
+
+def check_finite(model: nn.Module, what: str,
+                 advice: str = "any accuracy measured on it would be meaningless") -> None:
+    """Raise DivergedError when a floating tensor of ``model`` (parameters and buffers, such as
+    BatchNorm statistics) holds a NaN or an infinity."""
+    bad = [name for name, t in model.state_dict().items()
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        more = f", ... ({len(bad)} in all)" if len(bad) > 3 else ""
+        raise DivergedError(f"{what} has NaN or infinite values in {', '.join(bad[:3])}{more}; "
+                            f"{advice}")
+
+
+def check_run_result(model: nn.Module, steps: int, cfg: MethodConfig) -> None:
+    """A gradient-based run took at least one step (an unchanged model is no result) and ended
+    with finite weights."""
+    if steps == 0:
+        raise SettingError(f"the method took no optimiser step with epochs {cfg.epochs}: a "
+                           f"gradient-based method needs epochs >= 1 (only the training-free "
+                           f"ones, svd and prune, take 0) and a non-empty split")
+    check_finite(model, f"the run diverged: after {steps} step(s) (lr {cfg.lr:g}) the model",
+                 SMALLER_LR)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -120,9 +162,13 @@ def fit(model: nn.Module, train: Split, val: Split, recipe: TrainConfig, seed: i
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(y)
+            loss_value = loss.item()
+            check_step_loss(loss_value, recipe.lr, step + 1, desc)
+            loss_sum += loss_value * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
+        check_finite(model, f"{desc} diverged: after epoch {epoch + 1} (lr {recipe.lr:g}) the "
+                            f"model", SMALLER_LR)
         val_accuracy = accuracy(model, val) if len(val) else float("nan")
         selection = val_accuracy if len(val) else 100.0 * correct / seen
         history["epoch"].append(epoch + 1)

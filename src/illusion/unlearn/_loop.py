@@ -19,6 +19,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..data import Split, batches
+from ..train import check_run_result, check_step_loss
 from . import Context
 
 
@@ -80,6 +81,8 @@ def run_epochs(model: nn.Module, cfg: MethodConfig, ctx: Context,
                 nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
             step += 1
+            check_step_loss(value, cfg.lr, step)
             ctx.on_step(model, step)
         ctx.on_epoch_end(model, epoch)
+    check_run_result(model, step, cfg)
     return model

@@ -148,3 +148,18 @@ def test_forget_set_classes_are_checked_against_the_dataset():
         ForgetSet.parse("3-12").check_classes(10)
     with pytest.raises(SettingError, match="forgets every class.*leave at least one of 0..3"):
         ForgetSet.parse(range(4)).check_classes(4)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"methods.salun.options": {"sparsty": 0.5}}, r"methods.salun.options.*\['sparsty'\].*sparsity"),
+    ({"variant_methods.cmf.rl.options": {"clip": 1.0, "clipp": 2}}, r"variant_methods.cmf.rl.*clipp"),
+    ({"variant_methods.cmf.prepare.options": {"tau": 1.0, "readng": "code"}}, r"prepare.*readng"),
+    ({"variant_methods.classifier_only.rl.options": {"protocl": "authors"}}, r"protocl.*protocol"),
+])
+def test_method_options_are_checked_against_what_each_method_reads(overrides, message):
+    from illusion.experiment import Experiment
+
+    with pytest.raises(ValueError, match=message):
+        Experiment("smoke", overrides)
+    for name in PROFILES:  # every built-in profile passes
+        Experiment(name)

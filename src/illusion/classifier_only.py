@@ -37,6 +37,7 @@ from .unlearn import Context, Hook, get_method, unlearn
 # Methods whose loss needs images, not features (UNSIR learns noise in input space).
 IMAGE_ONLY = {"unsir"}
 PROTOCOLS = ("authors", "cached")
+OPTIONS = ("protocol",)  # read from a method's classifier-only settings, besides its own
 SPLIT_PARTS = ("forget_train", "retain_train", "forget_test", "retain_test", "retain_val")
 
 

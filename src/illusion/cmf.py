@@ -38,6 +38,7 @@ from .unlearn import Context, unlearn
 from .unlearn._loop import concat, image_batches, run_epochs
 
 READINGS = ("code", "paper")
+PREPARE_OPTIONS = ("weight_decay", "reading", "tau")  # the options prepare() reads
 
 
 class CMFHead(nn.Module):

@@ -34,7 +34,7 @@ from .mia import mia_efficacy
 from .models import INFERENCE_BATCH_SIZE, build_model
 from .store import Store, spec_key
 from .train import DivergedError, check_finite, fit, resolve_device
-from .unlearn import BASELINES, CLASSIFIER_EDITS, Context, unlearn
+from .unlearn import BASELINES, CLASSIFIER_EDITS, METHODS, Context, check_options, unlearn
 from .unlearn._loop import concat
 
 
@@ -77,21 +77,40 @@ class Variant:
     base: Callable[["Experiment"], Trained]
     run: Callable[..., tuple[nn.Module, float]]  # (name, model, split, cfg, ctx) -> (model, s)
     inputs: Callable[["Experiment", ForgetSet], dict] = lambda exp, forget_set: {}
+    options: tuple[str, ...] = ()  # options the variant reads from a method's settings
 
 
 VARIANTS: dict[str, Variant] = {
     "full": Variant(base=lambda exp: exp.original(), run=unlearn),
     # The frozen backbone's features are extracted once per forget set, for every method.
     "classifier_only": Variant(base=lambda exp: exp.original(), run=classifier_only.run,
-                               inputs=lambda exp, fs: {"features": exp.original_feature_split(fs)}),
+                               inputs=lambda exp, fs: {"features": exp.original_feature_split(fs)},
+                               options=classifier_only.OPTIONS),
     "cmf": Variant(base=lambda exp: exp.cmf_original(), run=cmf.run),
 }
+
+
+def check_method_options(profile: Profile) -> None:
+    """Every option of every method setting is one the method (or its variant's wrapper, or
+    the CMF preparation) reads: a typo fails here, before anything trains."""
+    for name, cfg in profile.methods.items():
+        if name in METHODS:  # an unknown method is refused, with the valid names, when run
+            check_options(name, cfg, f"methods.{name}")
+    for variant, table in profile.variant_methods.items():
+        for name, cfg in table.items():
+            setting = f"variant_methods.{variant}.{name}"
+            if variant == "cmf" and name == "prepare":
+                check_options(name, cfg, setting, cmf.PREPARE_OPTIONS)
+            elif name in METHODS:
+                extra = VARIANTS[variant].options if variant in VARIANTS else ()
+                check_options(name, cfg, setting, extra)
 
 
 class Experiment:
     def __init__(self, profile: str | Profile = "default", overrides: Mapping[str, Any] | None = None,
                  store: Store | None = None, force: bool = False, device: str | None = None):
         self.profile = resolve(profile, overrides)
+        check_method_options(self.profile)
         self.device = resolve_device(device or self.profile.device)
         self.store = store or Store(force=force)
         self._data: Dataset | None = None

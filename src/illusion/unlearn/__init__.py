@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..config import MethodConfig
+from ..config import MethodConfig, SettingError
 from ..data import ForgetSplit
 
 Hook = Callable[[nn.Module, int], None]
@@ -68,16 +68,32 @@ BASELINES = ("retain_ft", "rl", "salun", "neggrad_plus", "scrub", "unsir", "svd"
 # Training-free methods that only edit the last layer: classifier-only runs add nothing.
 CLASSIFIER_EDITS = ("svd", "prune")
 METHODS: dict[str, Method] = {}
+# The options each method reads from its MethodConfig, besides those of the shared training
+# loop (``_loop.run_epochs``), which every method accepts.
+OPTIONS: dict[str, tuple[str, ...]] = {}
+LOOP_OPTIONS = ("weight_decay", "clip", "lr_decay_epochs", "lr_decay_factor")
 
 
-def register(name: str) -> Callable[[Method], Method]:
+def register(name: str, options: tuple[str, ...] = ()) -> Callable[[Method], Method]:
+    """Register ``fn`` as method ``name``, reading the method-specific ``options``."""
     def add(fn: Method) -> Method:
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = fn
+        OPTIONS[name] = tuple(options)
         fn.method_name = name
         return fn
     return add
+
+
+def check_options(name: str, cfg: MethodConfig, setting: str, extra: tuple[str, ...] = ()) -> None:
+    """Refuse an option that method ``name`` does not read (a typo would silently do nothing);
+    ``setting`` names the settings in the error, ``extra`` are options a wrapper reads."""
+    known = set(OPTIONS.get(name, ())) | set(LOOP_OPTIONS) | set(extra)
+    unknown = sorted(set(cfg.options) - known)
+    if unknown:
+        raise SettingError(f"setting '{setting}.options' has unknown option(s) {unknown} for "
+                           f"method {name!r}; valid choices: {sorted(known)}")
 
 
 def get_method(name: str) -> Method:

@@ -380,7 +380,7 @@ def _default() -> Profile:
     )
 
 
-_CLASSIFIER_ONLY_LR = {"retain_ft": 3e-4, "rl": 3e-4, "salun": 3e-3, "neggrad_plus": 3e-4,
+_CLASSIFIER_ONLY_LR = {"retain_ft": 3e-4, "rl": 3e-4, "salun": 3e-4, "neggrad_plus": 3e-4,
                        "scrub": 3e-4, "unsir": 3e-4, "ga": 3e-4, "l1_sparse": 3e-4}
 
 
@@ -438,11 +438,11 @@ def _method_table(default: Mapping | None = None, paper_column: int | None = Non
         "retain_ft":    (3, 128, (1e-3, 1e-3, 1e-3), 1e-2, {}),
         "rl":           (3, 128, (1e-4, 3e-3, 5e-4), 3e-3, {}),
         "salun":        (3, 128, (1e-4, 1e-3, 5e-4), 3e-3, {"sparsity": 0.5}),
-        "neggrad_plus": (3, 128, (1e-4, 5e-3, 5e-4), 3e-4, {"forget_clip": 1.0}),
+        "neggrad_plus": (3, 128, (1e-4, 5e-3, 5e-4), 1e-3, {"forget_clip": 1.0}),
         "scrub":        (3, 64, (1e-4, 1e-3, 5e-3), 1e-3,
                          {"temperature": 4.0, "max_epochs": 2, "alpha": 0.001, "gamma": 0.99,
                           "lr_decay_epochs": [3, 5, 9]}),
-        "unsir":        (3, 128, (5e-5, 3e-5, 2e-5), 1e-3,
+        "unsir":        (3, 128, (5e-5, 3e-5, 2e-5), 3e-4,
                          {"noise_lr": 0.1, "noise_steps": 40, "retain_per_class": 1000}),
         "svd":          (0, 900, (0.0, 0.0, 0.0), 0.0, {"alpha_r": 1000.0, "alpha_f": 30.0}),
         "ga":           (3, 128, (1e-5, 1e-5, 1e-5), 3e-4, {}),
@@ -509,7 +509,7 @@ def _cmf_table(paper_column: int | None = None, default: Mapping | None = None) 
         "neggrad_plus": (3, 128, (1e-4, 1e-4, 3e-5), 1e-2,
                          {"forget_clip": None, "clip": 1.0, "forget_weight": 0.5}),
         "scrub":        (3, 64, (5e-3, 5e-3, 5e-3), 1e-2, scrub),
-        "unsir":        (3, 128, (5e-5, 5e-5, 2e-5), 1e-2, unsir),
+        "unsir":        (3, 128, (5e-5, 5e-5, 2e-5), 1e-3, unsir),
     }
     methods = {}
     for name, (epochs, batch, paper_lrs, laptop_lr, options) in table.items():

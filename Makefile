@@ -1,9 +1,11 @@
 # Two commands build and check everything from a fresh clone:
 #   make book   install, fetch the data, execute every chapter on $(PROFILE), render the HTML
+#               (SEED=N: on another seed, its tables under _build/results/$(PROFILE)-seedN)
 #   make test   unit tests + nbval of every chapter on the smoke profile
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= default
+SEED ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
@@ -29,7 +31,7 @@ data: install
 	$(PY) -c "from illusion.data import fetch_fashion_mnist as f; print('fashion-mnist:', f())"
 
 book: data
-	$(PY) -m illusion.book execute --profile $(PROFILE)
+	$(PY) -m illusion.book execute --profile $(PROFILE) $(if $(SEED),--seed $(SEED))
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going -q
 	$(PY) -m illusion.book check
 

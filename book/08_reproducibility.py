@@ -35,6 +35,7 @@ import torch
 from illusion import results
 from illusion.attacks import recovery_table
 from illusion.book import chapters, start, timings_path
+from illusion.results import run_name
 from illusion.claims import ledger
 from illusion.paths import project_root
 
@@ -114,7 +115,7 @@ rates.pivot(index="method", columns="variant", values="lr").reindex(columns=vari
 # a chapter that finds a model already computed spends nothing on it.
 
 # %%
-path = timings_path(exp.profile.name)
+path = timings_path(run_name(exp.profile))
 chapter_times = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["chapter", "seconds"])
 chapter_times
 

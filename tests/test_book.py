@@ -34,3 +34,24 @@ def test_chapter_converts_to_a_notebook_with_a_parameters_cell(tmp_path):
     notebook = nbformat.read(book.to_notebook(source, tmp_path / "01_a.ipynb"), as_version=4)
     assert notebook.cells[0].metadata["tags"] == ["parameters"]
     assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_another_seed_runs_into_its_own_results_folder(tmp_path, monkeypatch):
+    import papermill
+
+    from illusion.config import resolve
+    from illusion.results import run_name, save
+
+    assert run_name(resolve("default")) == "default"
+    assert run_name(resolve("default", {"seed": 1235})) == "default-seed1235"
+    (tmp_path / "01_a.py").write_text('# %% tags=["parameters"]\nprofile = "default"\n')
+    calls = []
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *args, **kwargs: calls.append(kwargs["parameters"]))
+    book.execute("smoke", tmp_path, seed=7)
+    book.execute("smoke", tmp_path)
+    assert calls == [{"profile": "smoke", "overrides": {"seed": 7}}, {"profile": "smoke"}]
+    assert book.timings_path("smoke-seed7").is_file() and book.timings_path("smoke").is_file()
+    import pandas as pd
+    path = save(pd.DataFrame({"a": [1]}), resolve("smoke", {"seed": 7}), "01_a", "t")
+    assert "smoke-seed7" in path

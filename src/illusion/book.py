@@ -2,6 +2,7 @@
 executed by papermill on a profile, and checks of the rendered HTML.
 
     python -m illusion.book execute --profile default   # book/NN_*.py -> book/NN_*.ipynb, run
+    python -m illusion.book execute --profile default --seed 1235   # the same on another seed
     python -m illusion.book prepare --profile smoke --out _build/nbval   # for nbval
     python -m illusion.book check                       # every chapter page was rendered
 """
@@ -17,9 +18,9 @@ from .paths import project_root, results_dir
 from .store import atomic_write_text
 
 
-def timings_path(profile: str) -> Path:
-    """Wall time of each chapter of the last ``execute`` on ``profile``."""
-    return results_dir() / profile / "book" / "timings.csv"
+def timings_path(run: str) -> Path:
+    """Wall time of each chapter of the last ``execute`` of ``run`` (:func:`results.run_name`)."""
+    return results_dir() / run / "book" / "timings.csv"
 
 
 def start(profile: str, overrides: dict | None = None):
@@ -32,7 +33,8 @@ def start(profile: str, overrides: dict | None = None):
 
     sns.set_theme(style="whitegrid", context="notebook")
     exp = Experiment(profile, overrides)
-    print(f"profile {exp.profile.name!r} on {exp.device}; resolved configuration:")
+    print(f"profile {exp.profile.name!r}, seed {exp.profile.seed}, on {exp.device}; "
+          f"resolved configuration:")
     print(exp.profile.describe())
     return exp, exp.profile.name != "smoke"
 
@@ -64,23 +66,30 @@ def _select(book_dir: Path, only: list[str] | None) -> list[Path]:
     return [names[n] for n in only]
 
 
-def execute(profile: str, book_dir: Path, only: list[str] | None = None) -> list[tuple[str, float]]:
-    """Convert and execute each chapter in place (``book/NN_name.ipynb``) with papermill;
-    record the wall time of each in ``<results>/<profile>/book/timings.csv``."""
+def execute(profile: str, book_dir: Path, only: list[str] | None = None,
+            seed: int | None = None) -> list[tuple[str, float]]:
+    """Convert and execute each chapter in place (``book/NN_name.ipynb``) with papermill, on
+    the profile's seed or on ``seed``; record the wall time of each in
+    ``<results>/<run>/book/timings.csv``."""
     import papermill
 
+    from .config import resolve
+    from .results import run_name
+
+    parameters = {"profile": profile} | ({"overrides": {"seed": seed}} if seed is not None else {})
+    run = run_name(resolve(profile, parameters.get("overrides")))
     timings = []
     for source in _select(book_dir, only):
         notebook = to_notebook(source, source.with_suffix(".ipynb"))
-        print(f"executing {source.name} on profile {profile!r}", flush=True)
+        print(f"executing {source.name} on profile {profile!r} ({run})", flush=True)
         start = time.perf_counter()
-        papermill.execute_notebook(str(notebook), str(notebook), parameters={"profile": profile},
+        papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters,
                                    cwd=str(book_dir), kernel_name="python3", progress_bar=False)
         timings.append((source.stem, time.perf_counter() - start))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)
         # Written after every chapter, so the reproducibility page sees the ones before it.
         lines = ["chapter,seconds"] + [f"{name},{seconds:.1f}" for name, seconds in timings]
-        atomic_write_text("\n".join(lines) + "\n", timings_path(profile))
+        atomic_write_text("\n".join(lines) + "\n", timings_path(run))
     return timings
 
 
@@ -115,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name)
         p.add_argument("--profile", default="default")
         p.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
+        if name == "execute":
+            p.add_argument("--seed", type=int, default=None,
+                           help="run on this seed instead of the profile's (own results folder)")
         if name == "prepare":
             p.add_argument("--out", type=Path, required=True)
     sub.add_parser("check")
@@ -122,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     root = project_root()
     book_dir = root / "book"
     if args.command == "execute":
-        execute(args.profile, book_dir, args.chapter)
+        execute(args.profile, book_dir, args.chapter, args.seed)
     elif args.command == "prepare":
         prepare(args.profile, book_dir, args.out, args.chapter)
     else:

@@ -1,15 +1,16 @@
 """The results contract: tidy tables written as CSV, and their summaries for display.
 
 Every table a chapter shows is also written to
-``_build/results/<profile>/<chapter>/<table>.csv``; accuracy tables have one row per
-model x variant x forget set x head x split with ``accuracy`` in percent.
+``_build/results/<run>/<chapter>/<table>.csv``, where ``<run>`` is the profile's name, followed
+by ``-seed<N>`` when the run's seed is not the profile's own (:func:`run_name`); accuracy tables
+have one row per model x variant x forget set x head x split with ``accuracy`` in percent.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .config import Profile
+from .config import PROFILES, Profile, get_profile
 from .paths import results_dir
 from .store import atomic_write_text
 
@@ -17,10 +18,18 @@ ACCURACY_COLUMNS = ("model", "variant", "forget_set", "head", "split", "accuracy
 HEAD_ORDER, SPLIT_ORDER = ("output", "lp", "ncc"), ("retain", "forget")
 
 
+def run_name(profile: str | Profile) -> str:
+    """The results folder of a run: the profile's name, and ``-seed<N>`` when its seed is not
+    the profile's own (so a run on another seed never overwrites the book's)."""
+    if isinstance(profile, str):
+        return profile
+    own = get_profile(profile.name).seed if profile.name in PROFILES else profile.seed
+    return profile.name if profile.seed == own else f"{profile.name}-seed{profile.seed}"
+
+
 def save(table: pd.DataFrame, profile: str | Profile, chapter: str, name: str) -> str:
-    """Write ``table`` atomically as CSV under the results folder; return its path."""
-    profile = profile if isinstance(profile, str) else profile.name
-    path = results_dir() / profile / chapter / f"{name}.csv"
+    """Write ``table`` atomically as CSV under the results folder of the run; return its path."""
+    path = results_dir() / run_name(profile) / chapter / f"{name}.csv"
     atomic_write_text(table.to_csv(index=False), path)
     return str(path)
 

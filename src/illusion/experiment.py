@@ -434,20 +434,13 @@ class Experiment:
 
         def compute() -> pd.DataFrame:
             split = self.split(forget_set)
-            rng = np.random.default_rng(self.profile.seed)
-            train = self.data.whole_train
-            idx = torch.as_tensor(stratified_indices(train.y.cpu().numpy(),
-                                                     min(train_per_class, int(torch.bincount(train.y).min())), rng),
-                                  device=self.device)
-            probe_train = Split(train.x[idx], train.y[idx])
+            probe_train = self.probe_subset(train_per_class)
             n_train = len(split.retain_train) + (len(split.forget_train) if method != "retain_ft" else 0)
             every = max(1, (max(cfg.epochs, 1) * -(-n_train // cfg.batch_size)) // points)
             rows = []
 
             def measure(model: nn.Module, index: int) -> None:
-                f = head_geometry(model, features(model, probe_train, self.data.test))
-                table = evaluate_features(f, forget_set, self.profile.heads)
-                rows.append(table.drop(columns="seconds").assign(**{at: index}))
+                rows.append(self.quick_heads(model, forget_set, probe_train).assign(**{at: index}))
 
             def on_step(model: nn.Module, step: int) -> None:
                 if step % every == 0:
@@ -465,6 +458,23 @@ class Experiment:
             table = pd.concat(rows, ignore_index=True)
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
+
+    def probe_subset(self, train_per_class: int = 200) -> Split:
+        """A stratified subset of the whole training set (the profile's seed) on which the
+        curves fit LP and NCC cheaply."""
+        train = self.data.whole_train
+        per_class = min(train_per_class, int(torch.bincount(train.y).min()))
+        rng = np.random.default_rng(self.profile.seed)
+        idx = torch.as_tensor(stratified_indices(train.y.cpu().numpy(), per_class, rng),
+                              device=self.device)
+        return Split(train.x[idx], train.y[idx])
+
+    def quick_heads(self, model: nn.Module, forget_set: ForgetSet, probe_train: Split) -> pd.DataFrame:
+        """Output / LP / NCC of ``model`` as the curves measure them: LP and NCC fitted, in the
+        model's own geometry, on ``probe_train`` (:meth:`probe_subset`); tidy head, split,
+        accuracy. Not stored: a curve point or a comparison with one."""
+        f = head_geometry(model, features(model, probe_train, self.data.test))
+        return evaluate_features(f, forget_set, self.profile.heads).drop(columns="seconds")
 
     def relearning_curves(self, models: Mapping[tuple[str, str, ForgetSet], Trained]) -> pd.DataFrame:
         """:meth:`relearning` of every model of ``models`` on its forget set, stacked (the

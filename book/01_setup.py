@@ -84,6 +84,9 @@ history = pd.DataFrame({k: v for k, v in original.record["history"].items() if k
 original_test_accuracy = accuracy(original.model, data.test)
 print(f"Original: {original.seconds:.0f} s of training, best epoch "
       f"{original.record['history']['best_epoch']}, test accuracy {original_test_accuracy:.2f}%")
+results.save(pd.DataFrame({"model": ["original"], "test_accuracy": [original_test_accuracy],
+                           "best_epoch": [original.record["history"]["best_epoch"]]}),
+             exp.profile, "01_setup", "original")
 
 # %% [markdown]
 # ## Retrain, one per forget set

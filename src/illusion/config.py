@@ -349,7 +349,11 @@ def _default() -> Profile:
     # test accuracy in 15 epochs (500 per class: 86.5%; width 16 with 600 per class: 87.2%).
     # One block per stage (ResNet-10) reaches the same 88.9% in 46 s instead of 103 s, which
     # the book's budget (~100 trained or unlearned models in 20 minutes) needs.
-    # Retrain gets 2/3 of the Original's epochs, the paper's ratio (200 vs 300).
+    # 15 epochs gave 86.7 / 87.7 / 88.9% on seeds 1235 / 1236 / 1234, under the 88% floor the
+    # book asserts; 22 epochs gave 89.2 / 89.4% on 1235 / 1236 (benchmarks/seed_spread.py
+    # measures five seeds). Retrain keeps 10 epochs on the whole of D_r, less than the
+    # paper's 2/3 of the Original's (200 vs 300): four Retrains at 15 epochs would cost
+    # another minute of the book's budget.
     recipe = dict(lr=0.05, batch_size=128, warmup_epochs=1, patience=None, crop_padding=2,
                   flip=True)
     # One epoch of unlearning: ~70 steps of batch 128, at LRs ~10-100x the paper's.
@@ -358,7 +362,7 @@ def _default() -> Profile:
         name="default",
         data=DataConfig("fashion-mnist", train_per_class=1000, test_per_class=200),
         model=ModelConfig("resnet10", width=8),
-        original=TrainConfig(epochs=15, **recipe),
+        original=TrainConfig(epochs=22, **recipe),
         # Retrain on the whole of D_r, the last epoch kept, as in the authors' code.
         retrain=TrainConfig(epochs=10, keep="last", **recipe),
         buckets={"single": [(6,), (0,), (8,)], "multi": [(2, 4, 6)]},

@@ -1,0 +1,106 @@
+"""How much every number the book asserts moves with the seed.
+
+Runs the book's chapters on a profile once per seed (each seed in its own results folder,
+``_build/results/<profile>-seed<N>``; the profile's own seed in ``_build/results/<profile>``),
+then computes every asserted quantity from each run's saved tables through
+:func:`illusion.claims.run_checks` (the same function the chapters call) and writes, per
+check and subject, the mean, standard deviation, min and max over the seeds, with the commit
+and machine they came from:
+
+    python benchmarks/seed_spread.py --seeds 1234 1235 1236 1237 1238           # run + collect
+    python benchmarks/seed_spread.py --seeds 1234 1235 1236 1237 1238 --collect  # collect only
+
+A chapter whose assertion fails on a seed is recorded (``failed_chapters``) and the run goes
+on: its tables are saved before its checks, so the spread still sees its numbers. The profile's
+data subset stays fixed; the seed drives initialisation, batch order and every random draw.
+Run sequentially: two book runs side by side on two cores are slower than one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from illusion import claims
+from illusion.book import chapters, execute
+from illusion.config import resolve
+from illusion.paths import project_root
+from illusion.results import run_name
+from illusion.store import atomic_write_text
+
+# The chapters that assert something (the deviations and reproducibility pages only report).
+CHAPTERS = ("01_setup", "02_misalignment", "03_neural_collapse", "04_classifier_only", "05_cmf",
+            "06_relearning")
+
+
+def run_seed(profile: str, seed: int, book_dir: Path) -> list[str]:
+    """Execute the asserting chapters on ``seed``; the chapters whose checks failed."""
+    from papermill.exceptions import PapermillExecutionError
+
+    failed = []
+    for chapter in CHAPTERS:
+        try:
+            execute(profile, book_dir, [chapter], seed)
+        except PapermillExecutionError as error:
+            print(f"  {chapter} failed on seed {seed}: {error.ename}: {error.evalue}"[:400], flush=True)
+            failed.append(chapter)
+    return failed
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    import torch
+    return f"{cpu}; {torch.get_num_threads()} torch threads; torch {torch.__version__}"
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=project_root())
+    return out.stdout.strip() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--collect", action="store_true", help="only collect existing runs")
+    parser.add_argument("--out", type=Path,
+                        default=project_root() / "benchmarks" / "results" / "seed_spread.csv")
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) < 2:
+        raise SystemExit(f"need at least two distinct seeds for a spread, got {args.seeds}")
+    book_dir = project_root() / "book"
+    missing = [c for c in CHAPTERS if c not in {p.stem for p in chapters(book_dir)}]
+    if missing:
+        raise SystemExit(f"chapters {missing} not found under {book_dir}")
+    failures = {}
+    for seed in args.seeds:
+        if not args.collect:
+            start = time.perf_counter()
+            failures[seed] = run_seed(args.profile, seed, book_dir)
+            print(f"seed {seed}: {time.perf_counter() - start:.0f} s, failed chapters "
+                  f"{failures[seed] or 'none'}", flush=True)
+    per_seed = pd.concat([claims.run_checks(args.profile, run_name(resolve(args.profile,
+                                                                           {"seed": s})))
+                          .assign(seed=s) for s in args.seeds], ignore_index=True)
+    spread = claims.spread(per_seed)
+    spread = spread.assign(seeds=" ".join(map(str, args.seeds)), profile=args.profile,
+                           commit=commit(), machine=machine())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(spread.to_csv(index=False), args.out)
+    per_seed_path = args.out.with_name(args.out.stem + "_per_seed.csv")
+    atomic_write_text(per_seed.to_csv(index=False), per_seed_path)
+    print(f"wrote {args.out} ({len(spread)} quantities) and {per_seed_path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

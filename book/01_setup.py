@@ -37,7 +37,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from illusion import results
+from illusion import claims, results
 from illusion.book import start
 from illusion.heads import HEADS
 from illusion.train import accuracy
@@ -173,24 +173,24 @@ probe_seconds = probes.groupby("probe")["seconds"].mean()
 print("mean fitting time per probe (s):", probe_seconds.round(2).to_dict())
 probe_table.round(2)
 
-# %%
-probe_gap = probe_table["difference"].abs().groupby(level="split").mean()
-print("mean |L-BFGS - SGD| per split (pp): " + ", ".join(f"{k} {v:.2f}" for k, v in probe_gap.items()))
-
 # %% [markdown]
 # ## Checks
 #
 # On the real profiles: the Original model reaches the profile's accuracy target on the test
 # split (88% on `default`, Fashion-MNIST with a narrow ResNet-10), and the fast probe matches the
-# paper's SGD protocol within 1 pp on the retain split and 3 pp on the forget split.
+# paper's SGD protocol within 1 pp on the retain split and 3 pp on the forget split. Every
+# tolerance of the book, with its reason, lives in `illusion.claims.TOLERANCES`; the last column
+# gives the spread of the same number over five seeds on `default` (measured by
+# `benchmarks/seed_spread.py`, see the reproducibility page). A check whose spread straddles
+# its threshold is shown as *not decided* and never asserted.
 
 # %%
-target = {"default": 88.0}.get(exp.profile.name)
-if checks and target is not None:
-    assert original_test_accuracy >= target, f"Original test accuracy {original_test_accuracy:.2f} < {target}"
-PROBE_TOLERANCE = {"retain": 1.0, "forget": 3.0}  # pp, mean over the models above
+checks_table = claims.decide(claims.setup_checks(original_test_accuracy, probes), exp.profile.name)
+results.save(checks_table, exp.profile, "01_setup", "checks")
+print(claims.summary(checks_table))
+claims.report(checks_table, exp.profile.name)
+
+# %%
 if checks:
-    for split, tolerance in PROBE_TOLERANCE.items():
-        assert probe_gap[split] <= tolerance, (f"the L-BFGS probe differs from the SGD protocol "
-                                               f"by {probe_gap[split]:.2f} pp on {split}")
+    claims.enforce(checks_table)
 print("checks passed" if checks else "checks skipped on the smoke profile")

@@ -32,7 +32,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from illusion import results
+from illusion import claims, results
 from illusion.book import start
 from illusion.embedding import tsne
 from illusion.heads import HEADS, class_means
@@ -234,26 +234,18 @@ plt.show()
 # 3. LP and NCC forget accuracy near the Original's: at most **10 pp** below it;
 # 4. output retain accuracy within **3 pp** of the Original's.
 #
-# The per-forget-set table above shows where the contrast is large and where it is not.
+# The per-forget-set table above shows where the contrast is large and where it is not. The
+# thresholds live in `illusion.claims.TOLERANCES`; the last column is each number's spread over
+# five seeds on `default` (see the reproducibility page): a check whose spread straddles its
+# threshold is *not decided* at this scale and is not asserted.
 
 # %%
-mean = accuracy.groupby(["model", "head", "split"])["accuracy"].mean()
-verdicts = []
-for method in ("rl", "salun"):
-    verdicts += [
-        (method, "output forget ≤ 5", mean[method, "output", "forget"], mean[method, "output", "forget"] <= 5),
-        (method, "output retain within 3 pp of Original", mean[method, "output", "retain"] - mean["original", "output", "retain"],
-         abs(mean[method, "output", "retain"] - mean["original", "output", "retain"]) <= 3),
-    ]
-    for head in ("lp", "ncc"):
-        above = mean[method, head, "forget"] - mean["retrain", head, "forget"]
-        below = mean["original", head, "forget"] - mean[method, head, "forget"]
-        verdicts += [(method, f"{head} forget − Retrain ≥ 5 pp", above, above >= 5),
-                     (method, f"Original − {head} forget ≤ 10 pp", below, below <= 10)]
-verdicts = pd.DataFrame(verdicts, columns=["method", "check", "value", "holds"])
-results.save(verdicts, exp.profile, CHAPTER, "checks")
-print(verdicts.round(2).to_string(index=False))
+checks_table = claims.decide(claims.misalignment_checks(accuracy), exp.profile.name)
+results.save(checks_table, exp.profile, CHAPTER, "checks")
+print(claims.summary(checks_table))
+claims.report(checks_table, exp.profile.name)
+
+# %%
 if checks:
-    failed = verdicts[~verdicts["holds"]]
-    assert failed.empty, f"claim 1 does not hold on this run:\n{failed}"
+    claims.enforce(checks_table)
 print("checks passed" if checks else "checks skipped on the smoke profile")

@@ -34,7 +34,7 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
-from illusion import geometry, results
+from illusion import claims, geometry, results
 from illusion.book import start
 from illusion.heads import class_means
 
@@ -527,20 +527,13 @@ nc[nc["form"] == "authors"].dropna(axis=1, how="all").round(3)
 #   test retain accuracy never falls (the monotonicity derived above).
 
 # %%
+single = [fs.name for fs in exp.profile.buckets.get("single", ())]
+checks_table = claims.decide(claims.collapse_checks(real, single, nonnegative), exp.profile.name)
+results.save(checks_table, exp.profile, "03_neural_collapse", "checks")
+print(claims.summary(checks_table))
+claims.report(checks_table, exp.profile.name)
+
+# %%
 if checks:
-    single = {fs.name for fs in exp.profile.buckets.get("single", ())}
-    ga_runs = real[real["run"] == "GA on the forget rows"].drop_duplicates(["forget_set", "step"])
-    for fs, part in ga_runs[ga_runs["forget_set"].isin(single)].groupby("forget_set"):
-        start = part.iloc[0]
-        ok = part[(part["forget_accuracy"] <= 5)
-                  & (part["retain_accuracy"] >= start["retain_accuracy"] - 2)]
-        assert len(ok), (f"forget set {fs}: GA on the forget row never reached forget <= 5% with "
-                         f"retain within 2 pp of {start['retain_accuracy']:.2f}")
-        print(f"forget set {fs}: GA reaches forget {ok['forget_accuracy'].iloc[0]:.2f}% at step "
-              f"{ok['step'].iloc[0]} with retain {ok['retain_accuracy'].iloc[0]:.2f}% "
-              f"(Original {start['retain_accuracy']:.2f}%)")
-        if nonnegative:
-            assert (part["forget_accuracy"].diff().dropna() <= 0).all(), fs
-            assert (part["retain_accuracy"].diff().dropna() >= 0).all(), fs
-            print(f"forget set {fs}: forget accuracy non-increasing, retain non-decreasing along GA")
+    claims.enforce(checks_table)
 print("checks passed" if checks else "checks skipped on the smoke profile")

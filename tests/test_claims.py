@@ -44,9 +44,9 @@ def test_claim_1_yes_partial_no():
     assert "92.49" in yes.paper and "(T)" in yes.paper  # the paper's RL LP forget
     assert "rl: output 0.0" in yes.ours and "Retrain 50.0" in yes.ours
 
-    # SalUn's NCC forget is only 5 pp above Retrain's: below the 10 pp margin.
+    # SalUn's NCC forget is only 3 pp above Retrain's: below the 5 pp margin.
     partial = claim_1(table(RETRAIN, acc("rl", **illusion),
-                            acc("salun", output=(90, 0), lp=(90, 90), ncc=(88, 35))))
+                            acc("salun", output=(90, 0), lp=(90, 90), ncc=(88, 33))))
     assert partial.holds == "partial" and partial.units == {"rl": True, "salun": False}
 
     # Output forget 20%: the methods did not even forget at the output.

@@ -1,0 +1,116 @@
+"""The book's thresholds against the committed seed spread (benchmarks/seed_spread.py), and the
+three verdicts of a check: holds, fails, not decided."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from illusion import claims
+from illusion.claims import FAILS, NOT_DECIDED, TOLERANCES, measured_status
+
+PROFILE = "default"
+
+
+def committed() -> pd.DataFrame:
+    path = claims.spread_path()
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run benchmarks/seed_spread.py")
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"subject": str})
+    return table[table["profile"] == PROFILE]
+
+
+def declared(check: str, subject: str) -> str:
+    key = (check, subject)
+    return ("not decided" if key in NOT_DECIDED.get(PROFILE, ()) else
+            "fails" if key in FAILS.get(PROFILE, ()) else "holds")
+
+
+def status_now(row) -> str:
+    return measured_status(row.check, row.mean, row.std, row.min, row.max, row.applies_on, row.n)
+
+
+def test_the_spread_has_five_seeds_and_every_measured_check():
+    spread = committed()
+    assert (spread["n"] >= 5).all(), spread[spread["n"] < 5]
+    measured = {c for c, t in TOLERANCES.items() if not t.exact}
+    assert measured <= set(spread["check"]), sorted(measured - set(spread["check"]))
+
+
+def test_every_threshold_clears_its_measured_spread():
+    """A check asserted as holding (or recorded as failing) must have every seed on one side of
+    its threshold and the mean at least two standard deviations from it; one that does not
+    must be declared not decided. Moving a threshold inside the spread fails here."""
+    wrong = []
+    for row in committed().itertuples():
+        now = status_now(row)
+        if now != "not applicable" and now != declared(row.check, row.subject):
+            wrong.append(f"{row.check} {row.subject}: threshold {TOLERANCES[row.check].op} "
+                         f"{TOLERANCES[row.check].threshold:g}, seeds {row.mean:.3f} ± "
+                         f"{row.std:.3f} [{row.min:.3f}, {row.max:.3f}] decide {now!r}, the code "
+                         f"declares {declared(row.check, row.subject)!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_declarations_name_measured_checks():
+    spread = committed()
+    pairs = set(zip(spread["check"], spread["subject"]))
+    for kind, table in (("NOT_DECIDED", NOT_DECIDED), ("FAILS", FAILS)):
+        stale = set(table.get(PROFILE, ())) - pairs
+        assert not stale, f"{kind} names checks the spread never measured: {sorted(stale)}"
+
+
+def test_a_threshold_moved_into_the_spread_is_caught(monkeypatch):
+    """Each threshold that the spread lets the book assert, moved to its quantity's mean
+    over the seeds, is no longer decided: the consistency test above would fail."""
+    decided = [row for row in committed().itertuples() if status_now(row) in ("holds", "fails")]
+    assert decided
+    for row in decided:
+        moved = dataclasses.replace(TOLERANCES[row.check], threshold=row.mean)
+        monkeypatch.setitem(TOLERANCES, row.check, moved)
+        assert status_now(row) == "not decided", row
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("values, applies, expected", [
+    ([90.0, 90.5, 89.5, 90.2, 89.8], [True] * 5, "holds"),     # far above 88, tight
+    ([86.0, 86.5, 85.5, 86.2, 85.8], [True] * 5, "fails"),     # far below
+    ([88.5, 87.5, 89.0, 88.2, 88.9], [True] * 5, "not decided"),  # straddles 88
+    ([88.6, 88.9, 89.9, 88.7, 89.8], [True] * 5, "not decided"),  # all above, within 2 std
+    ([90.0, 90.5, 89.5, 90.2, 89.8], [True, True, False, True, True], "not decided"),
+    ([90.0, 90.5], [False, False], "not applicable"),
+])
+def test_measured_status_rule(values, applies, expected):
+    per_seed = pd.DataFrame({"check": "original_accuracy", "subject": "original", "value": values,
+                             "applies": applies})
+    assert claims.spread(per_seed)["status"].item() == expected
+
+
+def test_decide_and_enforce(monkeypatch):
+    table = claims._checks([("original_accuracy", "original", 89.0),
+                            ("probe_gap_retain", "lp", 2.0),
+                            ("probe_gap_forget", "lp", 5.0),
+                            ("claim4_auc_gain", "rl:few_shot", -1.0, False)])
+    monkeypatch.setitem(NOT_DECIDED, "x", frozenset({("probe_gap_forget", "lp")}))
+    monkeypatch.setitem(FAILS, "x", frozenset({("probe_gap_retain", "lp")}))
+    decided = claims.decide(table, "x")
+    assert decided["verdict"].tolist() == ["holds", "fails", "not decided", "not applicable"]
+    claims.enforce(decided)  # a recorded failure, a not-decided and an inapplicable check pass
+    with pytest.raises(AssertionError, match="probe_gap_retain"):
+        claims.enforce(claims.decide(table, "y"))  # on another profile nothing is recorded
+    fixed = table.assign(value=[89.0, 0.5, 5.0, -1.0])
+    with pytest.raises(AssertionError, match="probe_gap_retain"):  # a recorded failure that holds
+        claims.enforce(claims.decide(fixed, "x"))
+
+
+def test_ledger_says_not_decided(monkeypatch):
+    assert claims.holds({"rl": True, "salun": None}) == "not decided"
+    assert claims.holds({"rl": False, "salun": None}) == "no"
+    assert claims.holds({"rl": True, "salun": False, "scrub": None}) == "partial"
+    from test_claims import RETRAIN, acc, table
+    rows = table(RETRAIN, acc("rl", output=(90, 0), lp=(90, 80), ncc=(90, 80)),
+                 acc("salun", output=(90, 0), lp=(90, 80), ncc=(90, 80)))
+    assert claims.ledger({"results": rows}, profile="x").set_index("claim").loc[1, "holds"] == "yes"
+    monkeypatch.setitem(NOT_DECIDED, "x", frozenset({("claim1_above_retrain", "salun/lp")}))
+    row = claims.ledger({"results": rows}, profile="x").set_index("claim").loc[1]
+    assert row["holds"] == "not decided" and "not decided at this scale: salun" in row["ours"]

@@ -30,10 +30,12 @@ import pandas as pd
 from illusion import claims
 from illusion.book import chapters, execute
 from illusion.config import resolve
-from illusion.paths import project_root
-from illusion.results import run_name
+from illusion.paths import project_root, results_dir
+from illusion.results import mean_std, run_name, seed_spread_path
 from illusion.store import atomic_write_text
 
+# The tables whose bucket means get seed error bars: name -> chapter that saves it.
+TABLES = {"table1": "02_misalignment", "table3": "05_cmf"}
 # The chapters that assert something (the deviations and reproducibility pages only report).
 CHAPTERS = ("01_setup", "02_misalignment", "03_neural_collapse", "04_classifier_only", "05_cmf",
             "06_relearning")
@@ -99,7 +101,28 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_text(spread.to_csv(index=False), args.out)
     per_seed_path = args.out.with_name(args.out.stem + "_per_seed.csv")
     atomic_write_text(per_seed.to_csv(index=False), per_seed_path)
-    print(f"wrote {args.out} ({len(spread)} quantities) and {per_seed_path}")
+    tables = table_spread(args.profile, args.seeds).assign(profile=args.profile,
+                                                            seeds=" ".join(map(str, args.seeds)))
+    atomic_write_text(tables.to_csv(index=False), seed_spread_path())
+    print(f"wrote {args.out} ({len(spread)} quantities), {per_seed_path} and "
+          f"{seed_spread_path()} ({len(tables)} table cells)")
+
+
+def table_spread(profile: str, seeds) -> pd.DataFrame:
+    """The spread over seeds of every bucket mean of Table 1 and Table 3 (mean over the
+    bucket's forget sets, per model, variant, head and split)."""
+    rows = []
+    for name, chapter in TABLES.items():
+        for seed in seeds:
+            config = resolve(profile, {"seed": seed})
+            path = results_dir() / run_name(config) / chapter / f"{name}.csv"
+            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            table["forget_set"] = table["forget_set"].astype(str)
+            rows.append(mean_std(table, config).assign(table=name, seed=seed))
+    means = pd.concat(rows, ignore_index=True)
+    keys = ["table", "bucket", "model", "variant", "head", "split"]
+    return (means.groupby(keys, sort=False)["mean"]
+            .agg(n="count", mean="mean", std="std", min="min", max="max").reset_index())
 
 
 if __name__ == "__main__":

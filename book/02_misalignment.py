@@ -78,6 +78,15 @@ table1 = table1.join(side.round(1)).join(rte.round(1))
 table1
 
 # %% [markdown]
+# How much each of these means moves with the seed: the standard deviation of the bucket mean
+# over five seeds of `default` (committed by `benchmarks/seed_spread.py`, not this run). A
+# difference between two rows smaller than about twice these is within seed noise.
+
+# %%
+seed_std = results.seed_std_table("table1", exp.profile)
+seed_std if seed_std is not None else print(f"no seed spread measured for {exp.profile.name!r}")
+
+# %% [markdown]
 # ## Forget accuracy under the three heads
 #
 # Each bar is a method's forget accuracy averaged over the single-class forget sets (the error

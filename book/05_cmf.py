@@ -219,6 +219,15 @@ results.save(results.mean_std(table3, exp.profile), exp.profile, CHAPTER, "table
 summary
 
 # %% [markdown]
+# The standard deviation of each bucket mean over five seeds of `default` (committed by
+# `benchmarks/seed_spread.py`, not this run): a difference between a method and its CMF variant
+# smaller than about twice these is within seed noise.
+
+# %%
+seed_std = results.seed_std_table("table3", exp.profile, label)
+seed_std if seed_std is not None else print(f"no seed spread measured for {exp.profile.name!r}")
+
+# %% [markdown]
 # ### LP and NCC of the CMF models on raw features
 #
 # The same CMF models, their LP and NCC fitted on the raw penultimate features $f$ instead of

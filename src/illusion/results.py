@@ -8,10 +8,12 @@ have one row per model x variant x forget set x head x split with ``accuracy`` i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from .config import PROFILES, Profile, get_profile
-from .paths import results_dir
+from .paths import project_root, results_dir
 from .store import atomic_write_text
 
 ACCURACY_COLUMNS = ("model", "variant", "forget_set", "head", "split", "accuracy")
@@ -58,3 +60,29 @@ def accuracy_table(table: pd.DataFrame, profile: Profile, by=("model", "variant"
     wide = summary.pivot(index=["bucket", *by], columns=["head", "split"], values="cell")
     columns = [(h, s) for h in HEAD_ORDER for s in SPLIT_ORDER if (h, s) in wide.columns]
     return wide.reindex(index=rows, columns=pd.MultiIndex.from_tuples(columns, names=["head", "split"]))
+
+
+def seed_spread_path() -> Path:
+    """The committed spread over seeds of the bucket means of Tables 1 and 3
+    (``benchmarks/seed_spread.py``)."""
+    return project_root() / "benchmarks" / "results" / "seed_spread_tables.csv"
+
+
+def seed_std_table(name: str, profile: Profile, label=None) -> pd.DataFrame | None:
+    """Table ``name``'s (``table1``, ``table3``) standard deviation over seeds of each bucket
+    mean, in :func:`accuracy_table`'s layout (rows bucket x model, ``label(model, variant)``
+    when given), or None where it was not measured for ``profile``."""
+    path = seed_spread_path()
+    if not path.is_file():
+        return None
+    spread = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    spread = spread[(spread["table"] == name) & (spread["profile"] == profile.name)]
+    if spread.empty:
+        return None
+    spread = spread.assign(model=[label(m, v) if label else m
+                                  for m, v in zip(spread["model"], spread["variant"])],
+                           cell=[f"± {s:.1f}" for s in spread["std"]])
+    wide = spread.pivot_table(index=["bucket", "model"], columns=["head", "split"], values="cell",
+                              aggfunc="first", sort=False)
+    columns = [(h, s) for h in HEAD_ORDER for s in SPLIT_ORDER if (h, s) in wide.columns]
+    return wide.reindex(columns=pd.MultiIndex.from_tuples(columns, names=["head", "split"]))

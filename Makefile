@@ -9,7 +9,14 @@ SEED ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: book test install data clean
+# MathJax for offline math: the npm package, pinned and checked, unpacked where _config.yml's
+# html_static_path finds it (its CHTML output, fonts, TeX extensions, menu and speech).
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
+MATHJAX := _build/static/mathjax
+MATHJAX_TGZ := _build/npm/mathjax-$(MATHJAX_VERSION).tgz
+
+.PHONY: book test install data mathjax clean
 
 install: $(STAMP)
 
@@ -30,7 +37,24 @@ data: install
 	 || true
 	$(PY) -c "from illusion.data import fetch_fashion_mnist as f; print('fashion-mnist:', f())"
 
-book: data
+mathjax: $(MATHJAX)/.version-$(MATHJAX_VERSION)
+
+# npm's own client when present, else the same tarball straight from the npm registry.
+$(MATHJAX)/.version-$(MATHJAX_VERSION):
+	mkdir -p $(dir $(MATHJAX_TGZ))
+	test -f $(MATHJAX_TGZ) \
+	 || (cd $(dir $(MATHJAX_TGZ)) && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null) \
+	 || curl -fsSL -o $(MATHJAX_TGZ) \
+	      https://registry.npmjs.org/mathjax/-/mathjax-$(MATHJAX_VERSION).tgz
+	echo "$(MATHJAX_SHA256)  $(MATHJAX_TGZ)" | sha256sum -c --quiet \
+	 || { rm -f $(MATHJAX_TGZ); echo "mathjax-$(MATHJAX_VERSION).tgz: wrong SHA-256" >&2; exit 1; }
+	rm -rf $(MATHJAX) && mkdir -p $(MATHJAX)
+	tar -xzf $(MATHJAX_TGZ) -C $(MATHJAX) --strip-components=2 --wildcards \
+	    --exclude='*svg*' --exclude='*-full*' --exclude='node-main.js' 'package/es5/*'
+	tar -xzf $(MATHJAX_TGZ) -C $(MATHJAX) --strip-components=1 package/LICENSE
+	touch $@
+
+book: data mathjax
 	$(PY) -m illusion.book execute --profile $(PROFILE) $(if $(SEED),--seed $(SEED))
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going -q
 	$(PY) -m illusion.book check

@@ -55,3 +55,68 @@ def test_another_seed_runs_into_its_own_results_folder(tmp_path, monkeypatch):
     import pandas as pd
     path = save(pd.DataFrame({"a": [1]}), resolve("smoke", {"seed": 7}), "01_a", "t")
     assert "smoke-seed7" in path
+
+
+def test_start_prints_one_line_and_folds_the_configuration(capsys):
+    from IPython.core.formatters import DisplayFormatter
+
+    exp, checks = book.start("smoke")
+    out = capsys.readouterr().out
+    first, rest = out.split("\n", 1)
+    assert first == (f"profile 'smoke', dataset {exp.profile.data.name}, model "
+                     f"{exp.profile.model.arch} (width {exp.profile.model.width}), seed "
+                     f"{exp.profile.seed}, device {exp.device}")
+    # Outside a kernel the folded configuration falls back to plain text.
+    assert rest.startswith("resolved configuration:\n{") and '"train_per_class"' in rest
+    assert checks is False
+    shown = book.Collapsed("resolved configuration", exp.profile.describe())
+    data, _ = DisplayFormatter().format(shown)
+    assert data["text/html"].startswith('<details class="illusion-collapsed"><summary>'
+                                        "resolved configuration</summary><pre>{")
+    assert "&quot;train_per_class&quot;" in data["text/html"]
+    assert data["text/plain"] == rest.rstrip("\n")
+
+
+def test_injected_parameters_cell_is_removed_from_the_page(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('profile = "default"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('# Parameters\nprofile = "smoke"\n',
+                                  metadata={"tags": ["injected-parameters"]})])
+    path = tmp_path / "01_a.ipynb"
+    nbformat.write(notebook, path)
+    assert book.hide_injected_parameters(path) == 1
+    assert book.hide_injected_parameters(path) == 0
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[0].metadata["tags"] == ["parameters"]
+    assert cells[1].metadata["tags"] == ["injected-parameters", "remove-cell"]
+
+
+def test_kernels_start_without_the_tqdm_widget_warning(monkeypatch):
+    import os
+
+    monkeypatch.setenv("PYTHONWARNINGS", "default")
+    with book._kernel_warning_filters():
+        assert os.environ["PYTHONWARNINGS"] == "default,ignore:IProgress not found"
+    assert os.environ["PYTHONWARNINGS"] == "default"
+    monkeypatch.delenv("PYTHONWARNINGS")
+    with book._kernel_warning_filters():
+        assert os.environ["PYTHONWARNINGS"] == "ignore:IProgress not found"
+    assert "PYTHONWARNINGS" not in os.environ
+
+
+def test_check_fails_when_a_page_loads_from_the_network(tmp_path):
+    page = ('<html><head><script src="../_static/a.js"></script>'
+            '<script defer src="https://cdn.example.org/mathjax.js"></script>'
+            '<link rel="stylesheet" href="//fonts.example.org/f.css"></head>'
+            '<body><a href="https://arxiv.org/abs/2604.08271">paper</a>'
+            '<img src="data:image/png;base64,AAAA"></body></html>')
+    assert book.network_assets(page) == [("script", "https://cdn.example.org/mathjax.js"),
+                                         ("link", "//fonts.example.org/f.css")]
+    (tmp_path / "book").mkdir()
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text(page)
+    with pytest.raises(SystemExit, match="index.html: <script> https://cdn.example.org"):
+        book.check(tmp_path / "book", html)

@@ -4,12 +4,15 @@ executed by papermill on a profile, and checks of the rendered HTML.
     python -m illusion.book execute --profile default   # book/NN_*.py -> book/NN_*.ipynb, run
     python -m illusion.book execute --profile default --seed 1235   # the same on another seed
     python -m illusion.book prepare --profile smoke --out _build/nbval   # for nbval
-    python -m illusion.book check                       # every chapter page was rendered
+    python -m illusion.book check                       # every chapter page rendered, offline
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import html
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,19 +26,43 @@ def timings_path(run: str) -> Path:
     return results_dir() / run / "book" / "timings.csv"
 
 
+class Collapsed:
+    """A long text shown folded: an HTML ``<details>`` element under a one-line ``summary`` in
+    the rendered book, the summary and the text in plain-text outputs (nbval, papermill, a
+    terminal)."""
+
+    def __init__(self, summary: str, text: str):
+        self.summary, self.text = summary, text
+
+    def _repr_html_(self) -> str:
+        return (f'<details class="illusion-collapsed"><summary>{html.escape(self.summary)}'
+                f"</summary><pre>{html.escape(self.text)}</pre></details>")
+
+    def __repr__(self) -> str:
+        return f"{self.summary}:\n{self.text}"
+
+
+def summary_line(exp) -> str:
+    """One line naming what a chapter runs on: profile, dataset, model, seed and device."""
+    p = exp.profile
+    return (f"profile {p.name!r}, dataset {p.data.name}, model {p.model.arch} (width "
+            f"{p.model.width}), seed {p.seed}, device {exp.device}")
+
+
 def start(profile: str, overrides: dict | None = None):
     """The opening of every chapter: the :class:`~illusion.experiment.Experiment` of
-    ``profile`` with ``overrides`` (its resolved configuration printed), the plotting theme, and
-    whether claim checks run (on every profile but ``smoke``)."""
+    ``profile`` with ``overrides`` (one summary line printed, its resolved configuration
+    displayed folded), the plotting theme, and whether claim checks run (on every profile but
+    ``smoke``)."""
     import seaborn as sns
+    from IPython.display import display
 
     from .experiment import Experiment
 
     sns.set_theme(style="whitegrid", context="notebook")
     exp = Experiment(profile, overrides)
-    print(f"profile {exp.profile.name!r}, seed {exp.profile.seed}, on {exp.device}; "
-          f"resolved configuration:")
-    print(exp.profile.describe())
+    print(summary_line(exp))
+    display(Collapsed("resolved configuration", exp.profile.describe()))
     return exp, exp.profile.name != "smoke"
 
 
@@ -66,6 +93,46 @@ def _select(book_dir: Path, only: list[str] | None) -> list[Path]:
     return [names[n] for n in only]
 
 
+# tqdm.auto, imported by illusion.train and illusion.cli, warns in a kernel without
+# ipywidgets ("TqdmWarning: IProgress not found ...", with the build's absolute path) and falls
+# back to the text bar, which the book's runs disable in notebooks anyway. The kernel that
+# executes a chapter starts with this warning filtered, before any cell imports tqdm.
+KERNEL_WARNING_FILTERS = ("ignore:IProgress not found",)
+
+
+@contextlib.contextmanager
+def _kernel_warning_filters():
+    """``PYTHONWARNINGS`` with :data:`KERNEL_WARNING_FILTERS` for kernels started inside."""
+    before = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(([before] if before else [])
+                                            + list(KERNEL_WARNING_FILTERS))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = before
+
+
+def hide_injected_parameters(path: Path) -> int:
+    """Tag the cell papermill injected (``injected-parameters``) ``remove-cell``, so the
+    rendered page shows only the chapter's own parameters cell (its summary line names the
+    profile and seed the chapter ran on). Returns the number of cells tagged."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    tagged = 0
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+            tagged += 1
+    if tagged:
+        nbformat.write(notebook, path)
+    return tagged
+
+
 def execute(profile: str, book_dir: Path, only: list[str] | None = None,
             seed: int | None = None) -> list[tuple[str, float]]:
     """Convert and execute each chapter in place (``book/NN_name.ipynb``) with papermill, on
@@ -83,8 +150,11 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
         notebook = to_notebook(source, source.with_suffix(".ipynb"))
         print(f"executing {source.name} on profile {profile!r} ({run})", flush=True)
         start = time.perf_counter()
-        papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters,
-                                   cwd=str(book_dir), kernel_name="python3", progress_bar=False)
+        with _kernel_warning_filters():
+            papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters,
+                                       cwd=str(book_dir), kernel_name="python3",
+                                       progress_bar=False)
+        hide_injected_parameters(notebook)
         timings.append((source.stem, time.perf_counter() - start))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)
         # Written after every chapter, so the reproducibility page sees the ones before it.
@@ -106,13 +176,41 @@ def prepare(profile: str, book_dir: Path, out: Path, only: list[str] | None = No
     return prepared
 
 
+# Elements whose URL the browser fetches on its own when the page loads; links (<a href>) are
+# only followed when a reader clicks them.
+LOADED_ASSETS = {"script": "src", "link": "href", "img": "src", "iframe": "src",
+                 "source": "src", "audio": "src", "video": "src", "embed": "src"}
+
+
+def network_assets(page: str) -> list[tuple[str, str]]:
+    """The ``(tag, url)`` of every asset an HTML page loads from the network on opening."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            url = (dict(attrs).get(LOADED_ASSETS.get(tag, "")) or "").strip()
+            if url.lower().startswith(("http://", "https://", "//")):
+                found.append((tag, url))
+
+    Parser().feed(page)
+    return found
+
+
 def check(book_dir: Path, html_dir: Path) -> None:
-    """Fail unless the index and every chapter page exist in the rendered book."""
+    """Fail unless the index and every chapter page exist in the rendered book, and no page
+    loads a script, style, image or frame from the network (the book reads offline)."""
     expected = [html_dir / "index.html"] + [html_dir / "book" / f"{p.stem}.html"
                                             for p in chapters(book_dir)]
     missing = [str(p) for p in expected if not p.is_file()]
     if missing:
         raise SystemExit("the rendered book is missing: " + ", ".join(missing))
+    online = [f"{page.relative_to(html_dir)}: <{tag}> {url}"
+              for page in sorted(html_dir.rglob("*.html"))
+              for tag, url in network_assets(page.read_text(encoding="utf-8"))]
+    if online:
+        raise SystemExit("the rendered book loads from the network:\n  " + "\n  ".join(online))
     print(f"book OK: {len(expected)} pages under {html_dir}")
 
 

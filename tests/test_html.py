@@ -73,12 +73,14 @@ CHAPTERS = [p.stem for p in book.chapters(HTML.parents[1] / "book")]
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_configuration_dump_is_folded(name):
+def test_opening_configuration_is_folded(name):
     page = HTML / "book" / f"{name}.html"
     folds = Folds()
     folds.feed(page.read_text(encoding="utf-8"))
     assert folds.dump_folded, f"{page}: no resolved configuration shown"
-    assert all(folds.dump_folded), f"{page}: the resolved configuration is shown unfolded"
+    # The opening's (a chapter may show it again on purpose: the reproducibility chapter's
+    # "Configuration" section).
+    assert folds.dump_folded[0], f"{page}: the resolved configuration is shown unfolded"
     assert "resolved configuration" in [s.strip() for s in folds.summaries]
 
 

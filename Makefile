@@ -1,5 +1,6 @@
 # Two commands build and check everything from a fresh clone:
-#   make book   install, fetch the data, execute every chapter on $(PROFILE), render the HTML
+#   make book   install, fetch the data and MathJax (npm, for offline math), execute every
+#               chapter on $(PROFILE), render the HTML
 #               (SEED=N: on another seed, its tables under _build/results/$(PROFILE)-seedN)
 #   make test   unit tests + nbval of every chapter on the smoke profile
 PYTHON ?= python3

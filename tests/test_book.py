@@ -93,19 +93,6 @@ def test_injected_parameters_cell_is_removed_from_the_page(tmp_path):
     assert cells[1].metadata["tags"] == ["injected-parameters", "remove-cell"]
 
 
-def test_kernels_start_without_the_tqdm_widget_warning(monkeypatch):
-    import os
-
-    monkeypatch.setenv("PYTHONWARNINGS", "default")
-    with book._kernel_warning_filters():
-        assert os.environ["PYTHONWARNINGS"] == "default,ignore:IProgress not found"
-    assert os.environ["PYTHONWARNINGS"] == "default"
-    monkeypatch.delenv("PYTHONWARNINGS")
-    with book._kernel_warning_filters():
-        assert os.environ["PYTHONWARNINGS"] == "ignore:IProgress not found"
-    assert "PYTHONWARNINGS" not in os.environ
-
-
 def test_check_fails_when_a_page_loads_from_the_network(tmp_path):
     page = ('<html><head><script src="../_static/a.js"></script>'
             '<script defer src="https://cdn.example.org/mathjax.js"></script>'

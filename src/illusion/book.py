@@ -10,9 +10,7 @@ executed by papermill on a profile, and checks of the rendered HTML.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import html
-import os
 import sys
 import time
 from pathlib import Path
@@ -93,28 +91,6 @@ def _select(book_dir: Path, only: list[str] | None) -> list[Path]:
     return [names[n] for n in only]
 
 
-# tqdm.auto, imported by illusion.train and illusion.cli, warns in a kernel without
-# ipywidgets ("TqdmWarning: IProgress not found ...", with the build's absolute path) and falls
-# back to the text bar, which the book's runs disable in notebooks anyway. The kernel that
-# executes a chapter starts with this warning filtered, before any cell imports tqdm.
-KERNEL_WARNING_FILTERS = ("ignore:IProgress not found",)
-
-
-@contextlib.contextmanager
-def _kernel_warning_filters():
-    """``PYTHONWARNINGS`` with :data:`KERNEL_WARNING_FILTERS` for kernels started inside."""
-    before = os.environ.get("PYTHONWARNINGS")
-    os.environ["PYTHONWARNINGS"] = ",".join(([before] if before else [])
-                                            + list(KERNEL_WARNING_FILTERS))
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("PYTHONWARNINGS", None)
-        else:
-            os.environ["PYTHONWARNINGS"] = before
-
-
 def hide_injected_parameters(path: Path) -> int:
     """Tag the cell papermill injected (``injected-parameters``) ``remove-cell``, so the
     rendered page shows only the chapter's own parameters cell (its summary line names the
@@ -150,10 +126,8 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
         notebook = to_notebook(source, source.with_suffix(".ipynb"))
         print(f"executing {source.name} on profile {profile!r} ({run})", flush=True)
         start = time.perf_counter()
-        with _kernel_warning_filters():
-            papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters,
-                                       cwd=str(book_dir), kernel_name="python3",
-                                       progress_bar=False)
+        papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters,
+                                   cwd=str(book_dir), kernel_name="python3", progress_bar=False)
         hide_injected_parameters(notebook)
         timings.append((source.stem, time.perf_counter() - start))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)

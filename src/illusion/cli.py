@@ -47,7 +47,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
 from .config import PROFILES, SEED, ForgetSet, SettingError, resolve
 from .data import SOURCES, DataUnavailable, load_dataset, split_forget

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+# tqdm.std, not tqdm.auto: the text bar everywhere (none in an executed notebook, see
+# below); auto's widget bar warns "IProgress not found" in a kernel without ipywidgets.
+from tqdm.std import tqdm
 
 from .config import KEEP, MethodConfig, SettingError, TrainConfig
 from .data import Split, batches

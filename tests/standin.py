@@ -62,11 +62,12 @@ TINY_CLASSES = 200
 
 def class_images(labels: np.ndarray, num_classes: int, size: int, seed: int,
                  noise: float = 0.15) -> np.ndarray:
-    """(N, size, size, 3) uint8 images: class ``c``'s fixed smooth colour pattern (a random
-    4x4 RGB grid, upsampled) plus Gaussian noise; the patterns depend only on ``seed``."""
-    prototypes = np.random.default_rng(seed).uniform(0.1, 0.9, (num_classes, 4, 4, 3))
+    """(N, size, size, 3) uint8 images: class ``c``'s smooth colour pattern (a random 4x4 RGB
+    grid, upsampled; the same in every file of a dataset) plus Gaussian noise drawn from
+    ``seed``."""
+    prototypes = np.random.default_rng(num_classes).uniform(0.1, 0.9, (num_classes, 4, 4, 3))
     prototypes = prototypes.repeat(size // 4, axis=1).repeat(size // 4, axis=2)
-    rng = np.random.default_rng(seed + 1)
+    rng = np.random.default_rng(seed)
     x = prototypes[labels] + noise * rng.normal(size=(len(labels), size, size, 3))
     return np.clip(x * 255, 0, 255).astype(np.uint8)
 

@@ -11,6 +11,7 @@ from PIL import Image
 import standin
 from illusion import data as data_module
 from illusion.config import get_profile
+from illusion.data import split_forget
 from illusion.experiment import Experiment
 from illusion.store import Store
 
@@ -129,7 +130,7 @@ def test_every_forget_set_of_the_paper_buckets_splits_the_data(experiments, prof
     assert {len(fs.classes) for fs in buckets["multi"]} == {want["multi"]}
     k, per_class = exp.data.num_classes, want["train"] + want["val"]
     for fs in exp.profile.forget_sets:
-        split = exp.split(fs)
+        split = split_forget(exp.data, exp.forget_set(fs))  # Experiment.split, without its cache
         forget, retain = set(fs.classes), set(range(k)) - set(fs.classes)
         assert set(split.forget_train.y.tolist()) == forget
         assert len(split.forget_train) == len(forget) * per_class
@@ -175,3 +176,39 @@ def test_a_val_annotation_of_an_unknown_class_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("ILLUSION_DATA", str(tmp_path))
     with pytest.raises(data_module.DataFileError, match=r"line 4 .* names no class of wnids.txt"):
         data_module.load_dataset(get_profile("paper-tinyimagenet").data)
+
+
+# --------------------------------------------------------------------------------------------
+# End to end, at stand-in scale
+
+
+def test_paper_profile_runs_end_to_end_on_the_standin(data_root, monkeypatch, tmp_path):
+    """The ``paper`` profile through the library with only its sizes shrunk (width, epochs,
+    one forget set, SGD-probe epochs): Original, Retrain, RL in every variant (full,
+    classifier-only, CMF), and their evaluation with the paper's SGD linear probe on
+    augmented training features, plus MIA and alignment."""
+    monkeypatch.setenv("ILLUSION_DATA", str(data_root))
+    shrink = {"model.width": 4, "original.epochs": 1, "retrain.epochs": 1,
+              "buckets": {"single": [[3]]}, "methods.rl.epochs": 1,
+              "variant_methods.cmf.rl.epochs": 1, "variant_methods.classifier_only.rl.epochs": 1,
+              "heads.sgd_epochs": 2}
+    exp = Experiment("paper", shrink, store=Store(tmp_path / "store"))
+    paper = get_profile("paper")
+    assert (exp.profile.model.arch, exp.profile.heads.lp, exp.profile.heads.augment_train) == \
+        (paper.model.arch, "sgd", True)
+    original, retrain = exp.original(), exp.retrain(3)
+    assert original.record["history"]["epoch"] == [1]
+    models = {v: exp.unlearned("rl", 3, v) for v in ("full", "classifier_only", "cmf")}
+    original_fc = original.model.fc.weight
+    for variant, trained in models.items():
+        assert not torch.equal(trained.model.fc.weight, original_fc), variant
+        table = exp.evaluate(trained).set_index(["head", "split"])
+        assert sorted(table.index) == sorted((h, s) for h in ("output", "lp", "ncc")
+                                             for s in ("retain", "forget"))
+        assert table["accuracy"].between(0, 100).all() and table["forget_set"].eq("3").all()
+    # Retrain: the last epoch, trained without a validation split (the authors' script).
+    assert retrain.record["history"]["best_epoch"] == 1
+    assert np.isnan(retrain.record["history"]["val_accuracy"]).all()
+    metrics = exp.metrics(models["full"]).set_index("metric")["value"]
+    assert set(metrics.index) == {"mia", "alignment_forget", "alignment_retain"}
+    assert np.isfinite(metrics).all()

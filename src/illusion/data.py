@@ -208,49 +208,168 @@ def _mnist5k(cfg: DataConfig):
     return x, y.astype(np.int64), None, None, tuple(str(d) for d in range(10))
 
 
-def _torchvision_cifar(cfg: DataConfig, cls_name: str):
-    import torchvision.datasets as tvd
+@dataclass(frozen=True)
+class CifarFiles:
+    """Where torchvision's archive of one CIFAR dataset unpacks, and what its pickles hold."""
 
-    root = data_dir() / cfg.name
-    cls = getattr(tvd, cls_name)
+    torchvision_class: str
+    folder: str
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    meta: str
+    names_key: str   # the class names in ``meta``
+    labels_key: str  # the labels in every batch
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*self.train, *self.test, self.meta)
+
+
+CIFAR_FILES = {
+    "cifar10": CifarFiles("CIFAR10", "cifar-10-batches-py",
+                          tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
+                          "batches.meta", "label_names", "labels"),
+    "cifar100": CifarFiles("CIFAR100", "cifar-100-python", ("train",), ("test",), "meta",
+                           "fine_label_names", "fine_labels"),
+}
+
+
+def fetch_cifar(name: str, root: Path | None = None, download: bool = True) -> Path:
+    """Return the folder holding the pickled batches of CIFAR-10 or CIFAR-100 (``name``:
+    ``cifar10`` or ``cifar100``), as torchvision's archive unpacks them into ``root``
+    (default: ``<data dir>/<name>``). torchvision downloads them, checking the archive's md5,
+    only when a file is missing; the files present are read as they are, by
+    :func:`_cifar` (a damaged one is reported by name)."""
+    spec = CIFAR_FILES[name]
+    root = Path(root) if root is not None else data_dir() / name
+    folder = root / spec.folder
+    missing = [f for f in spec.files if not (folder / f).is_file()]
+    if not missing:
+        return folder
+    problem = f"{folder} lacks {', '.join(missing)}"
+    if download:
+        try:
+            import torchvision.datasets as tvd
+
+            getattr(tvd, spec.torchvision_class)(str(root), train=True, download=True)
+            return folder
+        except Exception as error:  # no network, blocked host, ...
+            problem += f"; torchvision download failed ({type(error).__name__}: {error})"
+    raise DataUnavailable(
+        f"dataset {name!r} is not available: {problem}. Unpack torchvision's "
+        f"{spec.torchvision_class} archive ({spec.folder}/ with {', '.join(spec.files)}) into "
+        f"{root} (or set ILLUSION_DATA), or connect to the internet so torchvision can "
+        f"download it."
+    )
+
+
+def _read_cifar_pickle(path: Path, keys: tuple[str, ...]) -> dict:
+    """One of CIFAR's pickles: Python 2 pickles, read as torchvision reads them."""
+    import pickle
+
     try:
-        train, test = (cls(str(root), train=t, download=True) for t in (True, False))
-    except Exception as error:
-        raise DataUnavailable(
-            f"dataset {cfg.name!r} is not available in {root} and could not be downloaded "
-            f"({type(error).__name__}: {error}). Place torchvision's {cls_name} files there "
-            f"(or set ILLUSION_DATA) or connect to the internet."
-        ) from error
-    to_chw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # noqa: E731
-    return (to_chw(train.data), np.asarray(train.targets), to_chw(test.data),
-            np.asarray(test.targets), tuple(train.classes))
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+    except Exception as error:  # truncated, not a pickle, ...
+        raise _damaged(path, f"is not a readable CIFAR pickle ({type(error).__name__}: "
+                             f"{error})") from None
+    if not isinstance(entry, dict) or any(k not in entry for k in keys):
+        found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        raise _damaged(path, f"does not hold {', '.join(keys)} (found {found})")
+    return entry
+
+
+def _cifar_batches(folder: Path, names: tuple[str, ...], spec: CifarFiles,
+                   num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) of the batches ``names``."""
+    xs, ys = [], []
+    for name in names:
+        path = folder / name
+        entry = _read_cifar_pickle(path, ("data", spec.labels_key))
+        x, y = np.asarray(entry["data"]), np.asarray(entry[spec.labels_key])
+        if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
+            raise _damaged(path, f"holds images of shape {x.shape} and type {x.dtype}, not "
+                                 f"rows of 3,072 bytes")
+        if y.shape != (len(x),):
+            raise _damaged(path, f"holds {y.size} labels for {len(x)} images")
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise _damaged(path, f"holds labels outside 0..{num_classes - 1}")
+        xs.append(x.reshape(-1, 3, 32, 32)); ys.append(y.astype(np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _cifar(cfg: DataConfig):
+    """CIFAR-10 or CIFAR-100 from the pickled batches of torchvision's archive. They are read
+    here rather than by ``torchvision.datasets.CIFAR10``, which checks every file's md5 on
+    each load and, when one differs, tries to download the whole archive again; the files
+    are read as torchvision reads them (``pickle`` with ``encoding="latin1"``, rows of 3,072
+    bytes as red, green and blue 32x32 planes; CIFAR-100's fine labels)."""
+    spec = CIFAR_FILES[cfg.name]
+    folder = fetch_cifar(cfg.name)
+    meta = _read_cifar_pickle(folder / spec.meta, (spec.names_key,))
+    classes = tuple(str(c) for c in meta[spec.names_key])
+    x_train, y_train = _cifar_batches(folder, spec.train, spec, len(classes))
+    x_test, y_test = _cifar_batches(folder, spec.test, spec, len(classes))
+    return x_train, y_train, x_test, y_test, classes
 
 
 def _tinyimagenet(cfg: DataConfig):
-    """Tiny-ImageNet from a local folder in the standard layout (train/<wnid>/images, val/)."""
+    """Tiny-ImageNet from a local folder in its standard layout: ``wnids.txt`` (the classes,
+    in label order), ``train/<wnid>/images/*.JPEG``, ``val/images/*.JPEG`` with
+    ``val/val_annotations.txt`` (the labelled validation set, the test split here; the
+    unlabelled ``test/`` is not read). Class names are the first synonym ``words.txt`` gives
+    each wnid (the wnid where it has none, or where two classes would share a name)."""
     from PIL import Image
 
     root = data_dir() / "tiny-imagenet-200"
-    wnids_file = root / "wnids.txt"
-    if not wnids_file.is_file():
-        raise DataUnavailable(
-            f"dataset 'tinyimagenet' not found: {wnids_file} does not exist. Unpack "
-            f"tiny-imagenet-200 (wnids.txt, train/, val/val_annotations.txt) into {root} "
-            f"or set ILLUSION_DATA."
-        )
+    wnids_file, annotations = root / "wnids.txt", root / "val" / "val_annotations.txt"
+    for required in (wnids_file, annotations):
+        if not required.is_file():
+            raise DataUnavailable(
+                f"dataset 'tinyimagenet' not found: {required} does not exist. Unpack "
+                f"tiny-imagenet-200 (wnids.txt, words.txt, train/, val/val_annotations.txt) "
+                f"into {root} or set ILLUSION_DATA."
+            )
     wnids = wnids_file.read_text().split()
     index = {w: i for i, w in enumerate(wnids)}
-    load = lambda p: np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8)  # noqa: E731
+
+    def load(path: Path) -> np.ndarray:
+        try:
+            with Image.open(path) as image:
+                array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError) as error:  # missing, truncated, not an image
+            raise _damaged(path, f"is not a readable image ({type(error).__name__}: "
+                                 f"{error})") from None
+        if array.shape != (64, 64, 3):
+            raise _damaged(path, f"is {array.shape[1]}x{array.shape[0]} pixels, not 64x64")
+        return array
+
     xs, ys = [], []
     for w in wnids:
-        for p in sorted((root / "train" / w / "images").glob("*.JPEG")):
-            xs.append(load(p)); ys.append(index[w])
+        images = sorted((root / "train" / w / "images").glob("*.JPEG"))
+        if not images:
+            raise _damaged(root / "train" / w / "images", f"holds no JPEG of class {w}")
+        xs.extend(load(p) for p in images); ys.extend([index[w]] * len(images))
     tx, ty = [], []
-    for line in (root / "val" / "val_annotations.txt").read_text().splitlines():
-        name, w = line.split("\t")[:2]
-        tx.append(load(root / "val" / "images" / name)); ty.append(index[w])
+    for number, line in enumerate(annotations.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2 or fields[1] not in index:
+            raise _damaged(annotations, f"line {number} ({line!r}) names no class of wnids.txt")
+        tx.append(load(root / "val" / "images" / fields[0])); ty.append(index[fields[1]])
     to_chw = lambda a: np.ascontiguousarray(np.stack(a).transpose(0, 3, 1, 2))  # noqa: E731
-    return to_chw(xs), np.asarray(ys), to_chw(tx), np.asarray(ty), tuple(wnids)
+    return to_chw(xs), np.asarray(ys), to_chw(tx), np.asarray(ty), _tiny_names(root, wnids)
+
+
+def _tiny_names(root: Path, wnids: list[str]) -> tuple[str, ...]:
+    words = {}
+    if (root / "words.txt").is_file():
+        for line in (root / "words.txt").read_text().splitlines():
+            wnid, _, synonyms = line.partition("\t")
+            words[wnid.strip()] = synonyms.split(",")[0].strip()
+    names = [words.get(w) or w for w in wnids]
+    return tuple(n if names.count(n) == 1 else f"{n} ({w})" for n, w in zip(names, wnids))
 
 
 def _synthetic(cfg: DataConfig):
@@ -269,8 +388,8 @@ def _synthetic(cfg: DataConfig):
 SOURCES = {
     "fashion-mnist": _fashion_mnist,
     "mnist5k": _mnist5k,
-    "cifar10": lambda cfg: _torchvision_cifar(cfg, "CIFAR10"),
-    "cifar100": lambda cfg: _torchvision_cifar(cfg, "CIFAR100"),
+    "cifar10": _cifar,
+    "cifar100": _cifar,
     "tinyimagenet": _tinyimagenet,
     "synthetic": _synthetic,
 }

@@ -13,7 +13,7 @@ from illusion.data import ForgetSplit, load_dataset, split_forget
 from illusion.heads import extract
 from illusion.models import build_model
 from illusion.train import accuracy, fit
-from illusion.unlearn import METHODS, Context, unlearn
+from illusion.unlearn import METHODS, Context, get_method, register, unlearn
 
 RL = MethodConfig(epochs=4, lr=0.05, batch_size=32)
 
@@ -119,12 +119,18 @@ def test_classifier_only_salun_keeps_every_classifier_weight(setup, protocol, mo
     assert all(bool(m.all()) for m in masks[0].values())
 
 
-def test_image_only_methods_refuse_the_cache(setup, monkeypatch):
+def test_image_only_methods_refuse_the_cache(setup):
     _, original, split = setup
     assert "unsir" in classifier_only.IMAGE_ONLY
-    monkeypatch.setattr(classifier_only, "IMAGE_ONLY", {"retain_ft"})
-    with pytest.raises(ValueError, match="needs images"):
-        run("retain_ft", original, split, RL, protocol="cached")
+    # A method declares that it needs images where it is registered.
+    register("_images", image_only=True)(lambda *args: get_method("retain_ft")(*args))
+    try:
+        assert "_images" in classifier_only.IMAGE_ONLY
+        assert classifier_only.protocol_of("_images", RL) == "authors"
+        with pytest.raises(ValueError, match="needs images"):
+            run("_images", original, split, RL, protocol="cached")
+    finally:
+        del METHODS["_images"]
     with pytest.raises(ValueError, match="unknown classifier-only protocol"):
         run("rl", original, split, RL, protocol="nosuch")
     model, _ = run("retain_ft", original, split, MethodConfig(epochs=1, lr=0.05, batch_size=64))

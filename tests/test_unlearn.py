@@ -13,7 +13,9 @@ from illusion.config import DataConfig, ForgetSet, MethodConfig, TrainConfig
 from illusion.data import load_dataset, split_forget
 from illusion.models import build_model
 from illusion.train import accuracy, fit
-from illusion.unlearn import METHODS, Context, get_method, unlearn
+import illusion.unlearn as registry
+from illusion.config import SettingError
+from illusion.unlearn import METHODS, Context, get_method, register, traits, unlearn
 from illusion.unlearn import salun as salun_module
 from illusion.unlearn.unsir import error_maximising_noise
 
@@ -83,6 +85,40 @@ def test_registry_lists_every_method_and_rejects_unknown_names(trained):
     model, split = trained
     with pytest.raises(ValueError, match="unknown unlearning method"):
         unlearn("nope", model, split, MethodConfig())
+
+
+def test_method_lists_are_derived_from_the_traits_declared_at_registration():
+    from illusion import classifier_only
+    assert registry.BASELINES == ("retain_ft", "rl", "salun", "neggrad_plus", "scrub", "unsir",
+                                  "svd", "ga", "l1_sparse")  # the book's order
+    assert registry.CLASSIFIER_EDITS == ("svd", "prune")
+    assert classifier_only.IMAGE_ONLY == {"unsir"}
+    assert traits("svd").edits_classifier and traits("svd").baseline
+    assert not traits("prune").baseline and traits("unsir").image_only
+    assert registry.OPTIONS["salun"] == ("sparsity",) and registry.OPTIONS["rl"] == ()
+    with pytest.raises(ValueError, match="unknown method trait 'nope'.*baseline"):
+        registry.having("nope")
+
+
+@pytest.fixture
+def newcomer():
+    """A method registered under a temporary name, with every trait, removed afterwards."""
+    @register("_newcomer", baseline=True, edits_classifier=True, image_only=True,
+              options=("strength",))
+    def newcomer(model, split, cfg, ctx):
+        return model
+    yield newcomer
+    del METHODS["_newcomer"]
+
+
+def test_a_newly_registered_method_joins_every_derived_list(newcomer):
+    from illusion import classifier_only
+    assert registry.BASELINES[-1] == "_newcomer" and "_newcomer" in registry.CLASSIFIER_EDITS
+    assert "_newcomer" in classifier_only.IMAGE_ONLY
+    assert newcomer.traits == traits("_newcomer") and registry.OPTIONS["_newcomer"] == ("strength",)
+    registry.check_options("_newcomer", MethodConfig(options={"strength": 1, "clip": 1.0}), "m")
+    with pytest.raises(SettingError, match="unknown option.*'strenght'.*valid choices.*'strength'"):
+        registry.check_options("_newcomer", MethodConfig(options={"strenght": 1}), "m")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -13,7 +13,8 @@ the Original's by construction. Two protocols (the method setting's ``protocol``
   (``features`` = identity, ``fc`` = the zeroed classifier) with a
   :class:`~illusion.data.ForgetSplit` of features. Seconds instead of minutes on a CPU; the
   default profile uses it, and the deviations chapter measures how far it is from the
-  authors' protocol. Methods that work in input space (``IMAGE_ONLY``) cannot use it.
+  authors' protocol. Methods that work in input space (registered ``image_only``, listed
+  in ``IMAGE_ONLY``) cannot use it.
 
 Distillation methods (SCRUB) imitate the Original, not the zeroed starting model.
 
@@ -32,10 +33,8 @@ from torch import nn
 from .config import MethodConfig
 from .data import ForgetSplit, Split
 from .models import INFERENCE_BATCH_SIZE
-from .unlearn import Context, Hook, get_method, unlearn
+from .unlearn import Context, Hook, get_method, having, traits, unlearn
 
-# Methods whose loss needs images, not features (UNSIR learns noise in input space).
-IMAGE_ONLY = {"unsir"}
 PROTOCOLS = ("authors", "cached")
 OPTIONS = ("protocol",)  # read from a method's classifier-only settings, besides its own
 SPLIT_PARTS = ("forget_train", "retain_train", "forget_test", "retain_test", "retain_val")
@@ -140,16 +139,26 @@ def _unfreeze(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+def __getattr__(name: str):
+    """``IMAGE_ONLY``: the methods registered with ``image_only=True``, read from the registry
+    each time (PEP 562), so it cannot disagree with it."""
+    if name == "IMAGE_ONLY":
+        return frozenset(having("image_only"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def protocol_of(name: str, cfg: MethodConfig, protocol: str | None = None) -> str:
     """The protocol a run takes: ``protocol``, else the setting's ``protocol`` option, else
-    ``cached`` (``authors`` for the methods in ``IMAGE_ONLY``)."""
-    protocol = protocol or cfg.option("protocol") or ("authors" if name in IMAGE_ONLY else "cached")
+    ``cached`` (``authors`` for the methods registered ``image_only``)."""
+    image_only = traits(name).image_only
+    protocol = protocol or cfg.option("protocol") or ("authors" if image_only else "cached")
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown classifier-only protocol {protocol!r}; valid choices: "
                          f"{list(PROTOCOLS)}")
-    if protocol == "cached" and name in IMAGE_ONLY:
-        raise ValueError(f"method {name!r} needs images (IMAGE_ONLY = {sorted(IMAGE_ONLY)}); "
-                         f"its classifier-only protocol must be 'authors'")
+    if protocol == "cached" and image_only:
+        raise ValueError(f"method {name!r} needs images (registered image_only; IMAGE_ONLY = "
+                         f"{sorted(having('image_only'))}); its classifier-only protocol must "
+                         f"be 'authors'")
     return protocol
 
 

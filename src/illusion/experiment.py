@@ -34,7 +34,7 @@ from .mia import mia_efficacy
 from .models import INFERENCE_BATCH_SIZE, build_model
 from .store import Store, spec_key
 from .train import DivergedError, check_finite, fit, resolve_device
-from .unlearn import BASELINES, CLASSIFIER_EDITS, METHODS, Context, check_options, unlearn
+from .unlearn import METHODS, Context, check_options, having, unlearn
 from .unlearn._loop import concat
 
 
@@ -270,10 +270,11 @@ class Experiment:
     def all_variants(self, forget_sets=None) -> dict[tuple[str, str, ForgetSet], Trained]:
         """Original, Retrain and every baseline in full, as classifier-only (but the methods
         that only edit the last layer) and as CMF (the methods the profile sets for it)."""
-        models = self.models(BASELINES, forget_sets=forget_sets)
+        baselines, edits = having("baseline"), having("edits_classifier")
+        models = self.models(baselines, forget_sets=forget_sets)
         models |= self.models(self.profile.variant_method_names("cmf"), "cmf",
                               forget_sets=forget_sets, references=False)
-        models |= self.models([m for m in BASELINES if m not in CLASSIFIER_EDITS],
+        models |= self.models([m for m in baselines if m not in edits],
                               "classifier_only", forget_sets=forget_sets, references=False)
         return models
 

@@ -10,11 +10,19 @@ the :class:`~illusion.data.ForgetSplit` (D_f, D_r, ...), ``cfg`` the method's
 method asks which parameters to train, how to put the model in training mode, and which hooks
 to call. Wrappers (classifier-only, CMF) change the context, never a method's code.
 :func:`unlearn` runs a method by name and measures its wall time (the paper's RTE).
+
+A method's traits are declared where it is registered, and nowhere else::
+
+    @register("svd", baseline=True, edits_classifier=True, options=("alpha_r", "alpha_f"))
+
+``BASELINES``, ``CLASSIFIER_EDITS``, ``OPTIONS`` (and ``classifier_only.IMAGE_ONLY``) are read
+from the registry (:func:`having`, :func:`traits`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -63,33 +71,75 @@ class Context:
 
 Method = Callable[[nn.Module, ForgetSplit, MethodConfig, Context], nn.Module]
 
-# The paper's seven baselines and two standard methods beyond its tables, in the book's order.
-BASELINES = ("retain_ft", "rl", "salun", "neggrad_plus", "scrub", "unsir", "svd", "ga", "l1_sparse")
-# Training-free methods that only edit the last layer: classifier-only runs add nothing.
-CLASSIFIER_EDITS = ("svd", "prune")
 METHODS: dict[str, Method] = {}
-# The options each method reads from its MethodConfig, besides those of the shared training
-# loop (``_loop.run_epochs``), which every method accepts.
-OPTIONS: dict[str, tuple[str, ...]] = {}
+# The options of the shared training loop (``_loop.run_epochs``), which every method accepts.
 LOOP_OPTIONS = ("weight_decay", "clip", "lr_decay_epochs", "lr_decay_factor")
 
 
-def register(name: str, options: tuple[str, ...] = ()) -> Callable[[Method], Method]:
-    """Register ``fn`` as method ``name``, reading the method-specific ``options``."""
+@dataclass(frozen=True)
+class Traits:
+    """What the library knows of a method besides its code, declared where it is registered
+    (:func:`register`); every list of methods with a trait is derived from these."""
+
+    # One of the book's baselines (the paper's seven and two standard methods beyond its
+    # tables): the methods every chapter runs, in registration order.
+    baseline: bool = False
+    # Training-free, edits only the last layer: a classifier-only run would add nothing.
+    edits_classifier: bool = False
+    # Its loss needs images, not features (UNSIR learns noise in input space): its
+    # classifier-only runs cannot use the cached-features protocol.
+    image_only: bool = False
+    # The options it reads from its MethodConfig, besides ``LOOP_OPTIONS``.
+    options: tuple[str, ...] = ()
+
+
+def register(name: str, *, baseline: bool = False, edits_classifier: bool = False,
+             image_only: bool = False, options: tuple[str, ...] = ()) -> Callable[[Method], Method]:
+    """Register ``fn`` as method ``name`` with its :class:`Traits` (``fn.traits``)."""
     def add(fn: Method) -> Method:
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = fn
-        OPTIONS[name] = tuple(options)
         fn.method_name = name
+        fn.traits = Traits(baseline, edits_classifier, image_only, tuple(options))
         return fn
     return add
+
+
+def traits(name: str) -> Traits:
+    """The traits method ``name`` was registered with."""
+    return getattr(get_method(name), "traits", Traits())
+
+
+def having(trait: str) -> tuple[str, ...]:
+    """The registered methods with ``trait`` (a :class:`Traits` flag), in registration order."""
+    if trait not in {f.name for f in dataclasses.fields(Traits)} - {"options"}:
+        raise ValueError(f"unknown method trait {trait!r}; valid choices: "
+                         f"{[f.name for f in dataclasses.fields(Traits) if f.name != 'options']}")
+    return tuple(name for name in METHODS if getattr(traits(name), trait))
+
+
+# Lists derived from the registry on every read (PEP 562), so they cannot disagree with it:
+# ``BASELINES`` (the book's baselines in the book's order), ``CLASSIFIER_EDITS`` (training-free
+# methods that only edit the last layer), ``OPTIONS`` ({method: options it reads}).
+_DERIVED = {
+    "BASELINES": lambda: having("baseline"),
+    "CLASSIFIER_EDITS": lambda: having("edits_classifier"),
+    "OPTIONS": lambda: {name: traits(name).options for name in METHODS},
+}
+
+
+def __getattr__(name: str):
+    if name in _DERIVED:
+        return _DERIVED[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_options(name: str, cfg: MethodConfig, setting: str, extra: tuple[str, ...] = ()) -> None:
     """Refuse an option that method ``name`` does not read (a typo would silently do nothing);
     ``setting`` names the settings in the error, ``extra`` are options a wrapper reads."""
-    known = set(OPTIONS.get(name, ())) | set(LOOP_OPTIONS) | set(extra)
+    own = traits(name).options if name in METHODS else ()
+    known = set(own) | set(LOOP_OPTIONS) | set(extra)
     unknown = sorted(set(cfg.options) - known)
     if unknown:
         raise SettingError(f"setting '{setting}.options' has unknown option(s) {unknown} for "
@@ -119,7 +169,7 @@ def unlearn(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
     return model.eval(), time.perf_counter() - start
 
 
-# Importing the method modules registers them.
-from . import (  # noqa: E402,F401
-    ga, l1_sparse, neggrad_plus, prune, retain_ft, rl, salun, scrub, svd, unsir,
+# Importing the method modules registers them, in this order: the book's (BASELINES keeps it).
+from . import (  # noqa: E402,F401,I001
+    retain_ft, rl, salun, neggrad_plus, scrub, unsir, svd, ga, l1_sparse, prune,
 )

@@ -19,7 +19,7 @@ def ascent_loss(model: nn.Module, batch, epoch: int):
     return -nn.functional.cross_entropy(model(x), y)
 
 
-@register("ga")
+@register("ga", baseline=True)
 def gradient_ascent(model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
                     ctx: Context) -> nn.Module:
     return run_epochs(model, cfg, ctx, lambda epoch: image_batches(split.forget_train, cfg, ctx),

@@ -21,7 +21,7 @@ def l1_norm(params) -> torch.Tensor:
     return sum(p.abs().sum() for p in params)
 
 
-@register("l1_sparse", options=("alpha",))
+@register("l1_sparse", baseline=True, options=("alpha",))
 def l1_sparse(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
     alpha = float(cfg.option("alpha", 2e-4))
     if alpha < 0:

@@ -29,7 +29,7 @@ def clipped(grads: list[torch.Tensor | None], max_norm: float) -> list[torch.Ten
     return [None if g is None else g * scale for g in grads]
 
 
-@register("neggrad_plus", options=("forget_weight", "forget_clip"))
+@register("neggrad_plus", baseline=True, options=("forget_weight", "forget_clip"))
 def neggrad_plus(model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
                  ctx: Context) -> nn.Module:
     if len(split.forget_train) == 0:

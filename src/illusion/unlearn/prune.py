@@ -16,7 +16,7 @@ from ..data import ForgetSplit
 from . import Context, register
 
 
-@register("prune")
+@register("prune", edits_classifier=True)
 def prune(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
     classes = split.forget_set.classes
     if max(classes) >= model.fc.out_features:

@@ -15,7 +15,7 @@ def retain_loss(model: nn.Module, batch, epoch: int):
     return nn.functional.cross_entropy(model(x), y)
 
 
-@register("retain_ft")
+@register("retain_ft", baseline=True)
 def retain_finetune(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
     return run_epochs(model, cfg, ctx, lambda epoch: image_batches(split.retain_train, cfg, ctx),
                       retain_loss)

@@ -32,7 +32,7 @@ def relabelled_loss(split: ForgetSplit, ctx: Context):
     return loss
 
 
-@register("rl")
+@register("rl", baseline=True)
 def random_label(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
     mixed = concat(split.forget_train, split.retain_train)
     return run_epochs(model, cfg, ctx, lambda epoch: image_batches(mixed, cfg, ctx),

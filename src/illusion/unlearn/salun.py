@@ -64,7 +64,7 @@ def saliency_mask(model: nn.Module, split: ForgetSplit, sparsity: float, ctx: Co
     return {names[id(p)]: m.view_as(p).to(p.dtype) for p, m in zip(params, masks)}
 
 
-@register("salun", options=("sparsity",))
+@register("salun", baseline=True, options=("sparsity",))
 def salun(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
     mask = saliency_mask(model, split, float(cfg.option("sparsity", 0.5)), ctx, cfg.batch_size)
     mixed = concat(split.forget_train, split.retain_train)

@@ -34,7 +34,7 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                                 log_target=True) * temperature ** 2
 
 
-@register("scrub", options=("temperature", "max_epochs", "alpha", "gamma"))
+@register("scrub", baseline=True, options=("temperature", "max_epochs", "alpha", "gamma"))
 def scrub(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
     temperature = float(cfg.option("temperature", 4.0))
     max_epochs = int(cfg.option("max_epochs", 2))

@@ -52,7 +52,7 @@ def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.features(x).float()
 
 
-@register("svd", options=("alpha_r", "alpha_f"))
+@register("svd", baseline=True, edits_classifier=True, options=("alpha_r", "alpha_f"))
 def svd_unlearn(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
     alpha_r, alpha_f = float(cfg.option("alpha_r", 1000.0)), float(cfg.option("alpha_f", 30.0))
     if alpha_r <= 0 or alpha_f <= 0:

@@ -54,8 +54,8 @@ def per_class_subset(split: Split, per_class: int, generator: torch.Generator) -
     return Split(split.x[keep], split.y[keep])
 
 
-@register("unsir", options=("noise_lr", "noise_steps", "retain_per_class", "noise_repeats",
-                           "impair_lr"))
+@register("unsir", baseline=True, image_only=True,
+          options=("noise_lr", "noise_steps", "retain_per_class", "noise_repeats", "impair_lr"))
 def unsir(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
     steps, noise_lr = int(cfg.option("noise_steps", 40)), float(cfg.option("noise_lr", 0.1))
     per_class = int(cfg.option("retain_per_class", 1000))

@@ -78,6 +78,50 @@ def test_cmf_settings_clip_rl_salun_and_neggrad_plus_only():
         assert get_profile(name).method("neggrad_plus").option("forget_clip") == 1.0
 
 
+def test_every_registered_method_has_a_settings_row_and_profiles_follow_the_rows():
+    from illusion import config
+    from illusion.unlearn import METHODS
+    assert [row.name for row in config.METHOD_ROWS] == list(METHODS)
+    for name in PROFILES:
+        assert list(get_profile(name).methods) == [row.name for row in config.METHOD_ROWS]
+    # A laptop profile's common settings apply to every method but what its row fixes.
+    smoke = get_profile("smoke")
+    assert (smoke.method("rl").epochs, smoke.method("rl").lr, smoke.method("rl").batch_size) == (1, 0.01, 64)
+    assert (smoke.method("scrub").lr, smoke.method("scrub").batch_size) == (0.01, 64)
+    assert (smoke.method("svd").epochs, smoke.method("svd").lr, smoke.method("svd").batch_size) == (0, 0.0, 900)
+    # Rows share no mutable option between profiles.
+    get_profile("default").method("scrub").options["lr_decay_epochs"].append(99)
+    assert get_profile("default").method("scrub").option("lr_decay_epochs") == [3, 5, 9]
+
+
+@pytest.fixture
+def fresh_method(monkeypatch):
+    """A method registered under a temporary name, with a full-model settings row but no
+    classifier-only LR in any profile."""
+    from illusion import config
+    from illusion.unlearn import METHODS, get_method, register
+    register("_fresh", baseline=True)(lambda *args: get_method("retain_ft")(*args))
+    row = config.MethodRow("_fresh", epochs=2, batch_size=32, paper_lrs=(1e-3, 2e-3, 3e-3),
+                           laptop_lr=5e-3)
+    monkeypatch.setattr(config, "METHOD_ROWS", config.METHOD_ROWS + (row,))
+    yield "_fresh"
+    del METHODS["_fresh"]
+
+
+def test_a_new_method_without_a_classifier_only_lr_gets_the_documented_default(fresh_method):
+    from illusion.config import CLASSIFIER_ONLY_LR
+    from illusion.experiment import check_method_options
+    default = get_profile("default")
+    assert default.method(fresh_method).lr == 5e-3
+    cfg = default.method(fresh_method, "classifier_only")
+    assert (cfg.lr, cfg.epochs) == (CLASSIFIER_ONLY_LR, 5)
+    paper = get_profile("paper-cifar100")  # no LR in the authors' script: the full-model LR
+    cfg = paper.method(fresh_method, "classifier_only")
+    assert (cfg.lr, cfg.option("protocol")) == (2e-3, "authors")
+    for name in PROFILES:
+        check_method_options(resolve(name))
+
+
 def test_paper_profiles_follow_the_authors_scripts():
     paper = get_profile("paper")
     assert paper.retrain.keep == "last" and paper.retrain.patience is None

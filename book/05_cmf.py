@@ -80,6 +80,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 from torch.nn import functional as F
 
 from illusion import claims, cmf, results

@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 
 from illusion import results
 from illusion.attacks import recovery_table

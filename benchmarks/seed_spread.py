@@ -106,6 +106,19 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_text(tables.to_csv(index=False), seed_spread_path())
     print(f"wrote {args.out} ({len(spread)} quantities), {per_seed_path} and "
           f"{seed_spread_path()} ({len(tables)} table cells)")
+    print(declarations(spread, args.profile))
+
+
+def declarations(spread: pd.DataFrame, profile: str) -> str:
+    """The entries of illusion.claims.NOT_DECIDED and FAILS that this spread implies (a check
+    that applied on no seed cannot be decided either)."""
+    status = spread["status"].replace("not applicable", "not decided")
+    lines = [f"# implied for illusion.claims on {profile!r}:"]
+    for name, kind in (("NOT_DECIDED", "not decided"), ("FAILS", "fails")):
+        pairs = sorted(zip(spread.loc[status == kind, "check"], spread.loc[status == kind, "subject"]))
+        body = "".join(f"\n    ({c!r}, {s!r})," for c, s in pairs)
+        lines.append(f"{name}[{profile!r}] = frozenset({{{body}\n}})")
+    return "\n".join(lines)
 
 
 def table_spread(profile: str, seeds) -> pd.DataFrame:

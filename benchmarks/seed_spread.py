@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--collect", action="store_true", help="only collect existing runs")
+    parser.add_argument("--machine-note", default="",
+                        help="how the runs were made, when not by this process (threads, machines)")
     parser.add_argument("--out", type=Path,
                         default=project_root() / "benchmarks" / "results" / "seed_spread.csv")
     args = parser.parse_args(argv)
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
                           .assign(seed=s) for s in args.seeds], ignore_index=True)
     spread = claims.spread(per_seed)
     spread = spread.assign(seeds=" ".join(map(str, args.seeds)), profile=args.profile,
-                           commit=commit(), machine=machine())
+                           commit=commit(),
+                           machine=machine() + (f"; {args.machine_note}" if args.machine_note else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(spread.to_csv(index=False), args.out)
     per_seed_path = args.out.with_name(args.out.stem + "_per_seed.csv")

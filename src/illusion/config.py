@@ -452,20 +452,20 @@ def _paper_table(rows: Iterable[MethodRow], column: int) -> dict[str, MethodConf
 
 
 def _classifier_only_default(methods: Mapping[str, MethodConfig], epochs: int,
-                             rows: Iterable[MethodRow] = METHOD_ROWS) -> dict:
+                             rows: Iterable[MethodRow] | None = None) -> dict:
     """The default profile's classifier-only settings: every trained method for ``epochs``
     epochs at its row's ``classifier_only_lr``, else :data:`CLASSIFIER_ONLY_LR`."""
-    lrs = {row.name: row.classifier_only_lr for row in rows}
+    lrs = {row.name: row.classifier_only_lr for row in _or(rows, METHOD_ROWS)}
     return {name: dataclasses.replace(cfg, epochs=epochs,
                                       lr=_or(lrs.get(name), CLASSIFIER_ONLY_LR))
             for name, cfg in methods.items() if cfg.epochs > 0}
 
 
 def _classifier_only_paper(methods: Mapping[str, MethodConfig], column: int,
-                           rows: Iterable[MethodRow] = METHOD_ROWS) -> dict:
+                           rows: Iterable[MethodRow] | None = None) -> dict:
     """The paper profiles' classifier-only settings: the authors' ``--zero_last_layer`` script
     (their image protocol, ``protocol: authors``) with its LRs per dataset where it has one."""
-    lrs = {row.name: row.classifier_only_paper_lrs for row in rows}
+    lrs = {row.name: row.classifier_only_paper_lrs for row in _or(rows, METHOD_ROWS)}
     return {name: dataclasses.replace(cfg, lr=lrs[name][column] if lrs.get(name) else cfg.lr,
                                       options={**cfg.options, "protocol": "authors"})
             for name, cfg in methods.items() if cfg.epochs > 0}
@@ -479,8 +479,10 @@ def _or(value: Any, default: Any) -> Any:
 # Profiles
 
 
-def _smoke(rows: tuple[MethodRow, ...] = METHOD_ROWS,
-           cmf_rows: tuple[MethodRow, ...] = CMF_ROWS) -> Profile:
+def _smoke(rows: tuple[MethodRow, ...] | None = None,
+           cmf_rows: tuple[MethodRow, ...] | None = None) -> Profile:
+    # The rows are read when the profile is built (a test may add one to METHOD_ROWS).
+    rows, cmf_rows = _or(rows, METHOD_ROWS), _or(cmf_rows, CMF_ROWS)
     quick = dict(epochs=1, lr=0.01, batch_size=64)  # every method's, but a row's ``fixed``
     methods = _laptop_table(rows, quick)
     return Profile(
@@ -500,8 +502,8 @@ def _smoke(rows: tuple[MethodRow, ...] = METHOD_ROWS,
     )
 
 
-def _default(rows: tuple[MethodRow, ...] = METHOD_ROWS,
-             cmf_rows: tuple[MethodRow, ...] = CMF_ROWS) -> Profile:
+def _default(rows: tuple[MethodRow, ...] | None = None,
+             cmf_rows: tuple[MethodRow, ...] | None = None) -> Profile:
     # Sizes chosen by measurement on a 2-core CPU (benchmarks/; the reproducibility page shows
     # the run times): 1,000 training images per class and a ResNet-18 of width 8 reach ~89%
     # test accuracy in 15 epochs (500 per class: 86.5%; width 16 with 600 per class: 87.2%).
@@ -514,6 +516,7 @@ def _default(rows: tuple[MethodRow, ...] = METHOD_ROWS,
     # another minute of the book's budget.
     recipe = dict(lr=0.05, batch_size=128, warmup_epochs=1, patience=None, crop_padding=2,
                   flip=True)
+    rows, cmf_rows = _or(rows, METHOD_ROWS), _or(cmf_rows, CMF_ROWS)
     # One epoch of unlearning: ~70 steps of batch 128, at LRs ~10-100x the paper's.
     methods = _laptop_table(rows, dict(epochs=1, batch_size=128))
     return Profile(
@@ -539,8 +542,9 @@ def _default(rows: tuple[MethodRow, ...] = METHOD_ROWS,
     )
 
 
-def _paper(dataset: str, rows: tuple[MethodRow, ...] = METHOD_ROWS,
-           cmf_rows: tuple[MethodRow, ...] = CMF_ROWS) -> Profile:
+def _paper(dataset: str, rows: tuple[MethodRow, ...] | None = None,
+           cmf_rows: tuple[MethodRow, ...] | None = None) -> Profile:
+    rows, cmf_rows = _or(rows, METHOD_ROWS), _or(cmf_rows, CMF_ROWS)
     column = {"cifar10": 0, "cifar100": 1, "tinyimagenet": 2}[dataset]
     resnet50 = dataset == "tinyimagenet"
     buckets = {

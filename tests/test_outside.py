@@ -235,3 +235,24 @@ def test_a_name_taken_by_a_builtin_is_refused(package, tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("clash_mod", None)
+
+
+def test_editing_an_outside_method_changes_its_store_key(package, tmp_path):
+    from illusion.experiment import origin
+    mod = tmp_path / "edited_mod.py"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        keys = []
+        for body in ("return model", "return model  # edited"):
+            mod.write_text(f"def edited(model, split, cfg, ctx):\n    {body}\n")
+            sys.modules.pop("edited_mod", None)
+            METHODS.pop("edited", None)
+            outside.load("edited_mod:edited")
+            keys.append(origin("edited"))
+        assert keys[0]["origin"] == keys[1]["origin"] == "edited_mod:edited"
+        assert keys[0]["code"] != keys[1]["code"]
+        assert origin("rl") == {}  # built-in keys are unchanged
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("edited_mod", None)
+        METHODS.pop("edited", None)

@@ -142,10 +142,12 @@ def with_outside_methods(profile: str | Profile, methods=()) -> tuple[Profile | 
 
 def origin(method: str) -> dict:
     """What a stored model's key adds for a method from outside the package: where its code
-    comes from (two packages may name their methods alike). Nothing for a built-in method, so
-    their keys are unchanged."""
-    source = getattr(METHODS.get(method), "origin", None)
-    return {"origin": source} if source else {}
+    comes from (two packages may name their methods alike) and a hash of its module's source
+    (an edited method is recomputed). Nothing for a built-in method, so their keys are
+    unchanged."""
+    fn = METHODS.get(method)
+    source = getattr(fn, "origin", None)
+    return {"origin": source, "code": getattr(fn, "code", None)} if source else {}
 
 
 class Experiment:

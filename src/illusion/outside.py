@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib
 import importlib.metadata
 import inspect
@@ -315,4 +316,17 @@ def _checked(decl: Declaration, name: str, origin: str) -> Method:
     method.__wrapped__ = function
     method.declaration = decl
     method.origin = origin
+    method.code = source_hash(function)
     return method
+
+
+def source_hash(function: Callable) -> str | None:
+    """SHA-256 of the source of ``function``'s module (None when it has none): part of the
+    store key of the models an outside method computes, so editing the method recomputes them
+    instead of reusing stale ones (the built-in methods' code is the package's version)."""
+    module = inspect.getmodule(function)
+    try:
+        source = inspect.getsource(module if module is not None else function)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source.encode()).hexdigest()[:16]

@@ -1,4 +1,17 @@
-"""``illusion audit``: the representation-level report of any compatible checkpoint.
+"""``illusion audit``: the representation-level report of any compatible checkpoint;
+``illusion evaluate``: does an unlearning method (yours) create the illusion of unlearning?
+
+    illusion evaluate --method mypkg.mymod:my_unlearn --profile default \\
+                      [--forget-sets 6 2-4-6] [--set methods.my_unlearn.lr=1e-3] [--out DIR]
+
+runs the method (built-in, an entry point of group ``illusion.methods``, or ``module:function``;
+see :mod:`illusion.outside` for how it declares its traits and settings) in full, classifier-only
+and under CMF, with the Original and Retrain, and prints and saves its rows of Tables 1-3, its
+relearning AUCs and the verdict on every claim it can be judged on
+(:mod:`illusion.evaluation`). Bad input (an unknown method, a module that does not import, a
+module without that function, a bad setting or forget set) ends with exit status 2 and a
+message naming the value and the valid choices, before anything is computed or written; a
+method that fails while it runs ends with status 1, and nothing of it is stored or written.
 
     illusion audit --checkpoint model.pt --dataset fashion-mnist --forget 6 \\
                    [--retrain retrain.pt] [--profile default] [--out DIR] [--attack-steps 50]
@@ -463,7 +476,67 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", help=f"'auto', 'cpu', 'cuda', ... (default: {DEFAULTS['device']})")
     a.add_argument("--seed", type=int, help="seed of the attacks and MIA (default: the profile's)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = commands.add_parser(
+        "evaluate", help="does an unlearning method create the illusion of unlearning?",
+        description="Run one unlearning method (built-in, an entry point of group "
+                    "'illusion.methods', or module:function) in full, classifier-only and under "
+                    "CMF, and print and save its rows of Tables 1-3 (output / LP / NCC accuracy, "
+                    "with Original and Retrain), its relearning AUCs and the verdict on each claim.")
+    e.add_argument("--method", required=True, metavar="NAME|MODULE:FUNCTION",
+                   help="a registered method, an entry point of group 'illusion.methods', or a "
+                        "path like mypkg.mymod:my_unlearn")
+    e.add_argument("--profile", default="default", choices=sorted(PROFILES),
+                   help="settings and data (default: default)")
+    e.add_argument("--forget-sets", nargs="+", dest="forget_sets", metavar="CLASSES",
+                   help="forget sets like 6 or 2-4-6 (default: the profile's)")
+    e.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
+                   help="a setting override, the value read as JSON when it parses "
+                        "(e.g. methods.my_unlearn.lr=1e-3, attack.steps=50); repeatable")
+    e.add_argument("--out", metavar="DIR",
+                   help="output folder (default: illusion-evaluate/<method name>)")
+    e.add_argument("--device", help="'auto', 'cpu', 'cuda', ... (default: the profile's)")
     return parser
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as overrides; a value is JSON when it parses, else a string."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise AuditError(f"--set {pair!r}: write KEY=VALUE, like methods.rl.lr=1e-3")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """``illusion evaluate``: every input checked before anything runs (exit 2), the report
+    written only when all of it is computed."""
+    from .evaluation import EvaluateError, evaluate_method
+    from .outside import MethodError, OutsideMethodError, load
+
+    bad_input = (AuditError, EvaluateError, MethodError, SettingError, DataUnavailable)
+    try:
+        overrides = _overrides(args.settings)
+        name = load(args.method)
+        out = Path(args.out or Path("illusion-evaluate") / name)
+        _check_out(out)
+        report = evaluate_method(args.method, args.profile, args.forget_sets, overrides,
+                                 device=args.device)
+    except bad_input as error:
+        print(f"illusion evaluate: error: {error}", file=sys.stderr)
+        return 2
+    except (OutsideMethodError, DivergedError) as error:
+        print(f"illusion evaluate: error: {error}. No report was written.", file=sys.stderr)
+        return 1
+    files = report.save(out)
+    print(report.summary())
+    print("\nSaved: " + ", ".join(str(f) for f in files))
+    return 0
 
 
 def _number(key: str, value: Any, path: Path) -> int | float:
@@ -521,6 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse's own errors (status 2) and --help (0)
         return int(exit_.code or 0)
+    if args.command == "evaluate":
+        return evaluate_command(args)
     try:
         settings = _settings(args)
         out = settings.pop("out")

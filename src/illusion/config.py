@@ -451,19 +451,21 @@ def _paper_table(rows: Iterable[MethodRow], column: int) -> dict[str, MethodConf
     return {row.name: row.paper(column) for row in rows}
 
 
-def _classifier_only_default(methods: Mapping[str, MethodConfig], epochs: int) -> dict:
+def _classifier_only_default(methods: Mapping[str, MethodConfig], epochs: int,
+                             rows: Iterable[MethodRow] | None = None) -> dict:
     """The default profile's classifier-only settings: every trained method for ``epochs``
     epochs at its row's ``classifier_only_lr``, else :data:`CLASSIFIER_ONLY_LR`."""
-    lrs = {row.name: row.classifier_only_lr for row in METHOD_ROWS}
+    lrs = {row.name: row.classifier_only_lr for row in _or(rows, METHOD_ROWS)}
     return {name: dataclasses.replace(cfg, epochs=epochs,
                                       lr=_or(lrs.get(name), CLASSIFIER_ONLY_LR))
             for name, cfg in methods.items() if cfg.epochs > 0}
 
 
-def _classifier_only_paper(methods: Mapping[str, MethodConfig], column: int) -> dict:
+def _classifier_only_paper(methods: Mapping[str, MethodConfig], column: int,
+                           rows: Iterable[MethodRow] | None = None) -> dict:
     """The paper profiles' classifier-only settings: the authors' ``--zero_last_layer`` script
     (their image protocol, ``protocol: authors``) with its LRs per dataset where it has one."""
-    lrs = {row.name: row.classifier_only_paper_lrs for row in METHOD_ROWS}
+    lrs = {row.name: row.classifier_only_paper_lrs for row in _or(rows, METHOD_ROWS)}
     return {name: dataclasses.replace(cfg, lr=lrs[name][column] if lrs.get(name) else cfg.lr,
                                       options={**cfg.options, "protocol": "authors"})
             for name, cfg in methods.items() if cfg.epochs > 0}
@@ -477,9 +479,12 @@ def _or(value: Any, default: Any) -> Any:
 # Profiles
 
 
-def _smoke() -> Profile:
+def _smoke(rows: tuple[MethodRow, ...] | None = None,
+           cmf_rows: tuple[MethodRow, ...] | None = None) -> Profile:
+    # The rows are read when the profile is built (a test may add one to METHOD_ROWS).
+    rows, cmf_rows = _or(rows, METHOD_ROWS), _or(cmf_rows, CMF_ROWS)
     quick = dict(epochs=1, lr=0.01, batch_size=64)  # every method's, but a row's ``fixed``
-    methods = _laptop_table(METHOD_ROWS, quick)
+    methods = _laptop_table(rows, quick)
     return Profile(
         name="smoke",
         data=DataConfig("mnist5k", train_per_class=60, test_per_class=20),
@@ -490,14 +495,15 @@ def _smoke() -> Profile:
                             crop_padding=2, flip=False, keep="last"),
         buckets={"single": [(0,)], "multi": [(1, 2)]},
         methods=methods,
-        variant_methods={"cmf": _laptop_table(CMF_ROWS, quick),
+        variant_methods={"cmf": _laptop_table(cmf_rows, quick),
                          "classifier_only": {m: c for m, c in methods.items() if c.epochs > 0}},
         heads=HeadConfig(lbfgs_max_iter=50, sgd_epochs=2),
         attack=AttackConfig(steps=6, batch_size=32, eval_every=3),
     )
 
 
-def _default() -> Profile:
+def _default(rows: tuple[MethodRow, ...] | None = None,
+             cmf_rows: tuple[MethodRow, ...] | None = None) -> Profile:
     # Sizes chosen by measurement on a 2-core CPU (benchmarks/; the reproducibility page shows
     # the run times): 1,000 training images per class and a ResNet-18 of width 8 reach ~89%
     # test accuracy in 15 epochs (500 per class: 86.5%; width 16 with 600 per class: 87.2%).
@@ -510,8 +516,9 @@ def _default() -> Profile:
     # another minute of the book's budget.
     recipe = dict(lr=0.05, batch_size=128, warmup_epochs=1, patience=None, crop_padding=2,
                   flip=True)
+    rows, cmf_rows = _or(rows, METHOD_ROWS), _or(cmf_rows, CMF_ROWS)
     # One epoch of unlearning: ~70 steps of batch 128, at LRs ~10-100x the paper's.
-    methods = _laptop_table(METHOD_ROWS, dict(epochs=1, batch_size=128))
+    methods = _laptop_table(rows, dict(epochs=1, batch_size=128))
     return Profile(
         name="default",
         data=DataConfig("fashion-mnist", train_per_class=1000, test_per_class=200),
@@ -527,15 +534,17 @@ def _default() -> Profile:
         # (1e-4 was 1-3 pp stronger than SGD on Retrain; 1e-3 is within 0.5 pp).
         heads=HeadConfig(lbfgs_l2=1e-3, sgd_epochs=150),
         methods=methods,
-        variant_methods={"cmf": _laptop_table(CMF_ROWS, dict(epochs=1)),
+        variant_methods={"cmf": _laptop_table(cmf_rows, dict(epochs=1)),
                          # The classifier restarts from zero (the full model starts from a
                          # trained one); on cached features an epoch costs milliseconds. LRs:
                          # the rows' classifier_only_lr (METHOD_ROWS).
-                         "classifier_only": _classifier_only_default(methods, epochs=5)},
+                         "classifier_only": _classifier_only_default(methods, epochs=5, rows=rows)},
     )
 
 
-def _paper(dataset: str) -> Profile:
+def _paper(dataset: str, rows: tuple[MethodRow, ...] | None = None,
+           cmf_rows: tuple[MethodRow, ...] | None = None) -> Profile:
+    rows, cmf_rows = _or(rows, METHOD_ROWS), _or(cmf_rows, CMF_ROWS)
     column = {"cifar10": 0, "cifar100": 1, "tinyimagenet": 2}[dataset]
     resnet50 = dataset == "tinyimagenet"
     buckets = {
@@ -555,7 +564,7 @@ def _paper(dataset: str) -> Profile:
     retrain = (TrainConfig(epochs=300, lr=0.05, weight_decay=1e-4, warmup_epochs=5,
                            patience=None, keep="last") if resnet50 else
                TrainConfig(epochs=200, lr=0.01, warmup_epochs=5, patience=None, keep="last"))
-    methods = _paper_table(METHOD_ROWS, column)
+    methods = _paper_table(rows, column)
     return Profile(
         name="paper" if dataset == "cifar10" else f"paper-{dataset}",
         data=DataConfig(dataset, val_fraction=0.1),
@@ -566,8 +575,8 @@ def _paper(dataset: str) -> Profile:
         retrain=retrain,
         buckets=buckets,
         methods=methods,
-        variant_methods={"cmf": _paper_table(CMF_ROWS, column),
-                         "classifier_only": _classifier_only_paper(methods, column)},
+        variant_methods={"cmf": _paper_table(cmf_rows, column),
+                         "classifier_only": _classifier_only_paper(methods, column, rows)},
         heads=HeadConfig(lp="sgd", sgd_epochs=20 if dataset == "cifar10" else 150,
                          augment_train=True,
                          sgd_schedule="cosine" if resnet50 else "constant", sgd_patience=40),
@@ -577,16 +586,32 @@ def _paper(dataset: str) -> Profile:
 PROFILES = {
     "smoke": _smoke,
     "default": _default,
-    "paper": lambda: _paper("cifar10"),
-    "paper-cifar100": lambda: _paper("cifar100"),
-    "paper-tinyimagenet": lambda: _paper("tinyimagenet"),
+    "paper": lambda **rows: _paper("cifar10", **rows),
+    "paper-cifar100": lambda **rows: _paper("cifar100", **rows),
+    "paper-tinyimagenet": lambda **rows: _paper("tinyimagenet", **rows),
 }
 
 
-def get_profile(name: str) -> Profile:
+def get_profile(name: str, rows: Iterable[MethodRow] = (),
+                cmf_rows: Iterable[MethodRow] = ()) -> Profile:
+    """Profile ``name``. ``rows`` and ``cmf_rows`` are settings rows of methods from outside
+    the package (:mod:`illusion.outside`): appended to :data:`METHOD_ROWS` and :data:`CMF_ROWS`,
+    they get the profile's policy exactly as a built-in row does (on ``smoke`` its common
+    epochs, LR and batch size; on ``default`` its common epochs and batch size, and the
+    classifier-only rule of :data:`CLASSIFIER_ONLY_LR`; on the paper profiles the row's own)."""
     if name not in PROFILES:
         raise SettingError(f"unknown profile {name!r}; valid choices: {sorted(PROFILES)}")
-    return PROFILES[name]()
+    rows, cmf_rows = tuple(rows), tuple(cmf_rows)
+    if not rows and not cmf_rows:
+        return PROFILES[name]()
+    for extra, base in ((rows, METHOD_ROWS), (cmf_rows, CMF_ROWS)):
+        names = [row.name for row in (*base, *extra)]
+        taken = sorted({n for n in names if names.count(n) > 1})
+        if taken:
+            raise SettingError(f"settings row(s) {taken} given twice (a method from outside "
+                               f"the package cannot take a built-in method's name); built-in "
+                               f"rows: {[row.name for row in base]}")
+    return PROFILES[name](rows=METHOD_ROWS + rows, cmf_rows=CMF_ROWS + cmf_rows)
 
 
 def resolve(profile: str | Profile, overrides: Mapping[str, Any] | str | None = None) -> Profile:

@@ -25,7 +25,7 @@ from torch import nn
 
 from . import classifier_only, cmf
 from .attacks import run_attacks
-from .config import ForgetSet, Profile, SettingError, resolve
+from .config import PROFILES, ForgetSet, Profile, SettingError, get_profile, resolve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget, stratified_indices
 from .geometry import alignment_cosines
 from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
@@ -106,9 +106,58 @@ def check_method_options(profile: Profile) -> None:
                 check_options(name, cfg, setting, extra)
 
 
+def with_outside_methods(profile: str | Profile, methods=()) -> tuple[Profile | str, tuple[str, ...]]:
+    """``profile`` with the settings of the methods ``methods`` names (built-in names, entry
+    points of ``illusion.methods`` or ``module:function`` paths; :func:`illusion.outside.load`
+    registers them), and their registry names. A method from outside the package gets the
+    settings row it declares, under the profile's own policy (:func:`illusion.config.get_profile`);
+    a profile given as an object keeps a method's settings it already has, and takes the others
+    from the named profile it was built from."""
+    from . import outside
+
+    names = tuple(outside.load(spec) for spec in methods)
+    decls = {n: outside.declaration(n) for n in dict.fromkeys(names)}
+    decls = {n: d for n, d in decls.items() if d is not None}
+    if not decls:
+        return profile, names
+    rows = [d.row(n) for n, d in decls.items()]
+    cmf_rows = [r for n, d in decls.items() if (r := d.cmf_row(n)) is not None]
+    if isinstance(profile, str):
+        return get_profile(profile, rows, cmf_rows), names
+    missing = [n for n in decls if n not in profile.methods]
+    if not missing:
+        return profile, names
+    if profile.name not in PROFILES:
+        raise SettingError(f"profile {profile.name!r} has no settings for method(s) {missing} and "
+                           f"is none of the named profiles {sorted(PROFILES)} whose policy "
+                           f"would give them; add them to its 'methods'")
+    built = get_profile(profile.name, rows, cmf_rows)
+    variants = {v: {**table, **{n: built.variant_methods[v][n] for n in missing
+                                if n in built.variant_methods.get(v, {})}}
+                for v, table in profile.variant_methods.items()}
+    return dataclasses.replace(profile, methods={**profile.methods,
+                                                 **{n: built.methods[n] for n in missing}},
+                               variant_methods=variants), names
+
+
+def origin(method: str) -> dict:
+    """What a stored model's key adds for a method from outside the package: where its code
+    comes from (two packages may name their methods alike) and a hash of its module's source
+    (an edited method is recomputed). Nothing for a built-in method, so their keys are
+    unchanged."""
+    fn = METHODS.get(method)
+    source = getattr(fn, "origin", None)
+    return {"origin": source, "code": getattr(fn, "code", None)} if source else {}
+
+
 class Experiment:
     def __init__(self, profile: str | Profile = "default", overrides: Mapping[str, Any] | None = None,
-                 store: Store | None = None, force: bool = False, device: str | None = None):
+                 store: Store | None = None, force: bool = False, device: str | None = None,
+                 methods=()):
+        """``methods``: methods from outside the package to run too (entry-point names or
+        ``module:function`` paths, :mod:`illusion.outside`); they are registered and their
+        settings added to the profile before ``overrides`` apply (``methods.<name>.lr``)."""
+        profile, self.method_names = with_outside_methods(profile, methods)
         self.profile = resolve(profile, overrides)
         check_method_options(self.profile)
         self.device = resolve_device(device or self.profile.device)
@@ -243,7 +292,8 @@ class Experiment:
         cfg = self.profile.method(method, variant)
         base = VARIANTS[variant].base(self)
         spec = {"kind": "unlearn", "method": method, "variant": variant, "config": cfg,
-                "forget_set": forget_set, "parent": base.key, "seed": self.profile.seed}
+                "forget_set": forget_set, "parent": base.key, "seed": self.profile.seed,
+                **origin(method)}
 
         def compute():
             run = VARIANTS[variant]
@@ -431,7 +481,7 @@ class Experiment:
         spec = {"kind": "curve", "method": method, "variant": variant, "config": cfg,
                 "forget_set": forget_set, "parent": base.key, "points": points,
                 "train_per_class": train_per_class, "heads": self.profile.heads,
-                "seed": self.profile.seed, "at": at}
+                "seed": self.profile.seed, "at": at, **origin(method)}
 
         def compute() -> pd.DataFrame:
             split = self.split(forget_set)

@@ -1,0 +1,266 @@
+"""``illusion evaluate``: does *this* unlearning method create the illusion of unlearning?
+
+    report = evaluate_method("mypkg.mymod:my_unlearn", "default", forget_sets=["6"])
+    print(report.summary()); report.save("out/")
+
+One method (built-in, an entry point of ``illusion.methods`` or a ``module:function`` path,
+:mod:`illusion.outside`) run as the book runs its baselines, with the profile's settings (an
+outside method's declared row, overridable like a built-in's), on the forget sets given (else
+the profile's), and judged by the book's own claim functions:
+
+- ``table1``: Output / LP / NCC accuracy on test retain / forget of the method in full, with
+  the Original and Retrain (the paper's Table 1 rows of this method);
+- ``table2``: the same with its classifier-only variant (Table 2; a method registered
+  ``edits_classifier`` shows its full model there, ``computed_as == "full"``, as chapter 4);
+- ``table3``: the method in full and under CMF, with the CMF Original (Table 3);
+- ``relearning`` / ``recovery_auc``: relearning curves of the Original, Retrain and each
+  variant of the method on the attacked forget sets (the evaluated single-class forget sets, at
+  most ``attack.forget_sets`` of them) and their AUC, as chapter 6 computes them;
+- ``checks``: the book's checks of claims 1 and 4 on this method
+  (:func:`illusion.claims.misalignment_checks`, :func:`illusion.claims.relearning_checks`)
+  with their verdicts (:func:`illusion.claims.decide`);
+- ``claim3_parts``: the parts of claim 3 for its CMF variant (:func:`illusion.claims.claim_3_parts`);
+- ``claims``: the claims ledger (:func:`illusion.claims.ledger`) with this method as the unit
+  of every claim (claim 1 and claim 3's "illusion" part name it instead of RL and SalUn).
+
+Every input is checked before anything trains, and the report is written only once all of it
+is computed (each file atomically): a bad input or a failed run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from . import claims
+from .attacks import recovery_table
+from .config import ForgetSet, SettingError, _flatten, _overrides_mapping, to_jsonable
+from .experiment import Experiment
+from .outside import MethodError
+from .results import accuracy_table
+from .store import Store, atomic_write_text
+from .unlearn import get_method, traits
+
+RELEARNING_ATTACKS = ("few_shot", "head_only")  # the attacks claim 4 is judged on
+SHORT = {1: "output forgets, features keep the class: the illusion",
+         2: "classifier-only suffices", 3: "under CMF it barely forgets",
+         4: "relearning brings it back faster than Retrain"}
+
+
+class EvaluateError(ValueError):
+    """A problem with the inputs of an evaluation; ``illusion evaluate`` exits with status 2."""
+
+
+@dataclass
+class MethodReport:
+    """The tables of one method's evaluation (tidy, as the book saves them) and its meta."""
+
+    meta: dict
+    table1: pd.DataFrame
+    table2: pd.DataFrame
+    table3: pd.DataFrame
+    relearning: pd.DataFrame
+    recovery_auc: pd.DataFrame
+    checks: pd.DataFrame
+    claim3_parts: pd.DataFrame
+    claims: pd.DataFrame
+
+    TABLES = ("table1", "table2", "table3", "relearning", "recovery_auc", "checks",
+              "claim3_parts", "claims")
+
+    def to_dict(self) -> dict:
+        def records(df: pd.DataFrame) -> list[dict]:
+            return df.astype(object).where(df.notna(), None).to_dict("records")
+        return {"meta": self.meta, **{name: records(getattr(self, name)) for name in self.TABLES}}
+
+    def texts(self) -> dict[str, str]:
+        """Every file of the report, by name, as text (computed before anything is written)."""
+        files = {"report.json": json.dumps(self.to_dict(), indent=1, allow_nan=False, default=str)}
+        files |= {f"{name}.csv": getattr(self, name).to_csv(index=False) for name in self.TABLES}
+        files["summary.txt"] = self.summary() + "\n"
+        return files
+
+    def save(self, out: str | Path) -> list[Path]:
+        """Write the report under ``out`` (created when missing), each file atomically."""
+        out = Path(out)
+        texts = self.texts()
+        written = []
+        for name, text in texts.items():
+            atomic_write_text(text, out / name)
+            written.append(out / name)
+        return written
+
+    def summary(self) -> str:
+        m = self.meta
+        name = m["method"]
+        lines = [f"Does {name!r} ({m['origin']}) create the illusion of unlearning? Profile "
+                 f"{m['profile']}, forget sets {m['forget_sets']}, relearning on "
+                 f"{m['attacked_forget_sets'] or 'none'}; variants {m['variants']}"]
+        lines.append("Verdicts: " + "; ".join(f"claim {c} ({SHORT.get(c, '')}): {h}" for c, h in
+                                              zip(self.claims["claim"], self.claims["holds"])))
+        profile = _Buckets(m["buckets"])
+
+        def block(title: str, table: pd.DataFrame) -> None:
+            shown = table.assign(model=[label(mo, v) for mo, v in
+                                        zip(table["model"], table["variant"])])
+            wide = accuracy_table(shown, profile, by=("model",))
+            lines.extend(["", title, wide.to_string()])
+
+        block("Table 1: accuracy (%) of the full model, test retain / forget", self.table1)
+        block("Table 2: full model vs classifier only", self.table2)
+        block("Table 3: full model vs CMF", self.table3)
+        if not self.recovery_auc.empty:
+            auc = (self.recovery_auc.assign(model=[label(mo, v) for mo, v in zip(
+                self.recovery_auc["model"], self.recovery_auc["variant"])])
+                .groupby(["model", "attack"], sort=False)["auc"].mean().unstack("attack"))
+            lines.extend(["", f"Relearning: recovery AUC (%), mean forget accuracy over "
+                              f"{m['attack_steps']} attack steps", auc.round(1).to_string()])
+        if not self.checks.empty:
+            shown = self.checks[["check", "subject", "value", "op", "threshold", "verdict"]]
+            lines.extend(["", "Checks (illusion.claims, the book's thresholds)",
+                          shown.to_string(index=False, float_format=lambda v: f"{v:.2f}")])
+        lines.extend(["", "Claims ledger (this method as the unit of every claim)"])
+        for row in self.claims.itertuples():
+            lines.append(f"  claim {row.claim} [{row.holds}]: {row.claim_text}")
+            lines.append(f"      tested: {row.statement}")
+            lines.append(f"      ours: {row.ours}")
+        return "\n".join(lines)
+
+
+class _Buckets:
+    """The part of a profile :func:`illusion.results.accuracy_table` reads: its buckets."""
+
+    def __init__(self, buckets: Mapping[str, list[str]]):
+        self.buckets = {b: [ForgetSet.parse(s) for s in sets] for b, sets in buckets.items()}
+
+
+def label(model: str, variant: str) -> str:
+    return model if variant == "full" else f"{model} + {variant}"
+
+
+def _forget_sets(specs: Sequence[Any] | None) -> list[ForgetSet] | None:
+    if specs is None:
+        return None
+    if isinstance(specs, (str, int)):
+        specs = [specs]
+    try:
+        sets = [ForgetSet.parse(s) for s in specs]
+    except SettingError as error:
+        raise EvaluateError(f"--forget-sets: {error}") from None
+    if not sets:
+        raise EvaluateError("--forget-sets: give at least one forget set, like 6 or 2-4-6")
+    return list(dict.fromkeys(sets))
+
+
+def prepare(method: str, profile: str = "default", forget_sets: Sequence[Any] | None = None,
+            overrides: Mapping[str, Any] | str | None = None, store: Store | None = None,
+            device: str | None = None) -> tuple[Experiment, str, list[ForgetSet]]:
+    """The experiment of an evaluation, its method's registry name and the forget sets, every
+    input checked (method, profile, settings, forget sets against the dataset); nothing
+    trains."""
+    sets = _forget_sets(forget_sets)
+    try:
+        settings = dict(_flatten(_overrides_mapping(overrides)))
+        if sets is not None:
+            settings["buckets"] = {"single": [fs.classes for fs in sets if len(fs.classes) == 1],
+                                   "multi": [fs.classes for fs in sets if len(fs.classes) > 1]}
+        exp = Experiment(profile, settings, store=store, device=device, methods=[method])
+    except MethodError as error:
+        raise EvaluateError(str(error)) from None
+    except SettingError as error:
+        raise EvaluateError(str(error)) from None
+    name = exp.method_names[0]
+    try:
+        exp.data  # loads the data and checks every forget set against it
+    except SettingError as error:
+        raise EvaluateError(str(error).replace("setting 'buckets.single': ", "--forget-sets: ")
+                            .replace("setting 'buckets.multi': ", "--forget-sets: ")) from None
+    for variant in ("full", "classifier_only", "cmf"):
+        exp.profile.method(name, variant)  # present for every variant (falls back to full)
+    return exp, name, list(exp.profile.forget_sets if sets is None else sets)
+
+
+def variants_of(name: str) -> tuple[str, ...]:
+    """The variants a method runs as: full, classifier-only (unless it only edits the last
+    layer, where it would add nothing) and CMF."""
+    return ("full", "cmf") if traits(name).edits_classifier else ("full", "classifier_only", "cmf")
+
+
+def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence[Any] | None = None,
+                    overrides: Mapping[str, Any] | str | None = None, store: Store | None = None,
+                    device: str | None = None) -> MethodReport:
+    """The report of ``method`` (see the module docstring). ``forget_sets``: class ids or
+    strings like ``'2-4-6'`` (default: the profile's); ``overrides``: dotted settings, e.g.
+    ``{"methods.my_unlearn.lr": 1e-3, "attack.steps": 50}``."""
+    exp, name, sets = prepare(method, profile, forget_sets, overrides, store, device)
+    p = exp.profile
+    original, cmf_original = exp.original(), None
+    rows1, rows2, rows3 = [], [], []
+    models = {}
+    for fs in sets:
+        retrain = exp.retrain(fs)
+        refs = [exp.evaluate(original, fs), exp.evaluate(retrain, fs)]
+        full = exp.unlearned(name, fs)
+        mine = exp.evaluate(full, fs)
+        rows1 += [*refs, mine]
+        models |= {("original", "full", fs): original, ("retrain", "full", fs): retrain,
+                   (name, "full", fs): full}
+        if traits(name).edits_classifier:
+            rows2 += [*refs, mine.assign(computed_as="full"),
+                      mine.assign(variant="classifier_only", computed_as="full")]
+        else:
+            learnt = exp.unlearned(name, fs, "classifier_only")
+            models[name, "classifier_only", fs] = learnt
+            rows2 += [*refs, mine.assign(computed_as="full"),
+                      exp.evaluate(learnt, fs).assign(computed_as="classifier_only")]
+        cmf_original = exp.cmf_original()
+        under_cmf = exp.unlearned(name, fs, "cmf")
+        models[name, "cmf", fs] = under_cmf
+        rows3 += [refs[0], exp.evaluate(cmf_original, fs), refs[1], mine,
+                  exp.evaluate(under_cmf, fs)]
+    table1, table3 = (pd.concat(r, ignore_index=True) for r in (rows1, rows3))
+    table2 = pd.concat(rows2, ignore_index=True)
+    table2["computed_as"] = table2["computed_as"].fillna(table2["variant"])
+
+    singles = [fs for fs in sets if len(fs.classes) == 1]
+    attacked = singles[:p.attack.forget_sets]
+    attacked_models = {k: m for k, m in models.items() if k[-1] in attacked}
+    if attacked_models:
+        curves = exp.relearning_curves(attacked_models)
+        auc = recovery_table(curves, by=("model", "variant", "forget_set", "attack"))
+    else:
+        curves = pd.DataFrame(columns=["model", "variant", "forget_set", "attack", "step",
+                                       "forget_accuracy", "retain_accuracy"])
+        auc = pd.DataFrame(columns=["model", "variant", "forget_set", "attack", "auc"])
+    relearning = auc[auc["attack"].isin(RELEARNING_ATTACKS)]
+
+    checks = [claims.misalignment_checks(table1, methods=(name,))]
+    if not relearning.empty:
+        checks.append(claims.relearning_checks(relearning, table1, attacks=RELEARNING_ATTACKS))
+    decided = claims.decide(pd.concat(checks, ignore_index=True), p.name)
+    everything = pd.concat([table1, table2.drop(columns="computed_as"), table3],
+                           ignore_index=True).drop_duplicates(
+        ["model", "variant", "forget_set", "head", "split"])
+    ledger = claims.ledger(
+        {"results": everything, **({"relearning": relearning} if not relearning.empty else {})},
+        options={1: {"methods": (name,)}, 3: {"illusion_methods": (name,)}}, profile=p.name)
+    meta = {
+        "method": name, "origin": getattr(get_method(name), "origin", "built-in"),
+        "traits": {"edits_classifier": traits(name).edits_classifier,
+                   "image_only": traits(name).image_only, "options": list(traits(name).options)},
+        "settings": {v: to_jsonable(p.method(name, v)) for v in variants_of(name)},
+        "variants": list(variants_of(name)), "profile": p.name, "seed": p.seed,
+        "forget_sets": [fs.name for fs in sets],
+        "buckets": {"single": [fs.name for fs in sets if len(fs.classes) == 1],
+                    "multi": [fs.name for fs in sets if len(fs.classes) > 1]},
+        "attacked_forget_sets": [fs.name for fs in attacked], "attack_steps": p.attack.steps,
+        "device": str(exp.device), "torch": torch.__version__,
+    }
+    return MethodReport(meta, table1, table2, table3, curves, auc, decided,
+                        claims.claim_3_parts(everything, illusion_methods=(name,)), ledger)
+

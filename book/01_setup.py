@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 
 from illusion import claims, results
 from illusion.book import start
@@ -189,7 +190,7 @@ probe_table.round(2)
 # %%
 checks_table = claims.decide(claims.setup_checks(original_test_accuracy, probes), exp.profile.name)
 results.save(checks_table, exp.profile, "01_setup", "checks")
-print(claims.summary(checks_table))
+display(claims.banner(checks_table, exp.profile.name, "The setting's checks"))
 claims.report(checks_table, exp.profile.name)
 
 # %%

@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 
 from illusion import claims, results
 from illusion.book import start
@@ -251,7 +252,7 @@ plt.show()
 # %%
 checks_table = claims.decide(claims.misalignment_checks(accuracy), exp.profile.name)
 results.save(checks_table, exp.profile, CHAPTER, "checks")
-print(claims.summary(checks_table))
+display(claims.banner(checks_table, exp.profile.name, "Claim 1"))
 claims.report(checks_table, exp.profile.name)
 
 # %%

@@ -530,7 +530,7 @@ nc[nc["form"] == "authors"].dropna(axis=1, how="all").round(3)
 single = [fs.name for fs in exp.profile.buckets.get("single", ())]
 checks_table = claims.decide(claims.collapse_checks(real, single, nonnegative), exp.profile.name)
 results.save(checks_table, exp.profile, "03_neural_collapse", "checks")
-print(claims.summary(checks_table))
+display(claims.banner(checks_table, exp.profile.name, "Claim 2, the theory on the Original"))
 claims.report(checks_table, exp.profile.name)
 
 # %%

@@ -47,6 +47,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 
 from illusion import claims, results
 from illusion.book import start
@@ -245,7 +246,7 @@ identical = torch.equal(extract(one.model, exp.data.test)[0], extract(original.m
 checks_table = claims.decide(claims.classifier_only_checks(table, geometry, features_identical=identical),
                              exp.profile.name)
 results.save(checks_table, exp.profile, "04_classifier_only", "checks")
-print(claims.summary(checks_table))
+display(claims.banner(checks_table, exp.profile.name, "Claim 2"))
 claims.report(checks_table, exp.profile.name)
 
 # %%

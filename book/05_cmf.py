@@ -517,7 +517,7 @@ verdicts
 # %%
 checks_table = claims.decide(claims.cmf_checks(table3, whole.reset_index(), agree), exp.profile.name)
 results.save(checks_table, exp.profile, CHAPTER, "checks")
-print(claims.summary(checks_table))
+display(claims.banner(checks_table, exp.profile.name, "Claim 3"))
 claims.report(checks_table, exp.profile.name)
 
 # %%

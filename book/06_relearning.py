@@ -38,6 +38,7 @@ overrides = {}
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from IPython.display import display
 
 from illusion import claims, results
 from illusion.attacks import recovery_table
@@ -141,7 +142,7 @@ resist
 accuracy = exp.accuracy(models)
 checks_table = claims.decide(claims.relearning_checks(auc, accuracy), exp.profile.name)
 results.save(checks_table, exp.profile, CHAPTER, "checks")
-print(claims.summary(checks_table))
+display(claims.banner(checks_table, exp.profile.name, "Claim 4"))
 relearning = auc[auc["attack"].isin(["few_shot", "head_only"])]
 variants = claims.claim_4(relearning, accuracy)
 print("with the classifier-only and CMF variants too (shown, not asserted):", variants.holds)

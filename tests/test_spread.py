@@ -117,3 +117,13 @@ def test_ledger_says_not_decided(monkeypatch):
     monkeypatch.setitem(NOT_DECIDED, "x", frozenset({("claim1_above_retrain", "salun/lp")}))
     row = claims.ledger({"results": rows}, profile="x").set_index("claim").loc[1]
     assert row["holds"] == "not decided" and "not decided at this scale: salun" in row["ours"]
+
+
+def test_banner_colours_the_chapter_verdict(monkeypatch):
+    table = claims._checks([("original_accuracy", "original", 89.0), ("probe_gap_retain", "lp", 0.5)])
+    ok = claims.banner(claims.decide(table, "x"), "x", "Setting")
+    assert ok.kind == "tip" and "holds" in ok.title and 'class="admonition tip"' in ok._repr_html_()
+    monkeypatch.setitem(NOT_DECIDED, "x", frozenset({("probe_gap_retain", "lp")}))
+    assert claims.banner(claims.decide(table, "x"), "x", "Setting").kind == "warning"
+    bad = claims.banner(claims.decide(table.assign(value=[80.0, 0.5]), "y"), "y", "Setting")
+    assert bad.kind == "danger" and "unexpected" in repr(bad)

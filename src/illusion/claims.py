@@ -879,3 +879,34 @@ def summary(decided: pd.DataFrame) -> str:
     parts = [f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0)]
     return (", ".join(parts) + (f" ({recorded} of the failures measured on every seed, "
                                 f"recorded in illusion.claims.FAILS)" if recorded else ""))
+
+
+class Banner:
+    """A chapter's verdict, shown first-class: a coloured admonition in the rendered book (the
+    theme's ``tip``, ``warning`` or ``danger``), a line of text elsewhere."""
+
+    def __init__(self, title: str, text: str, kind: str):
+        self.title, self.text, self.kind = title, text, kind
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (f'<div class="admonition {self.kind}"><p class="admonition-title">'
+                f"{html.escape(self.title)}</p><p>{html.escape(self.text)}</p></div>")
+
+    def __repr__(self) -> str:
+        return f"{self.title}: {self.text}"
+
+
+def banner(decided: pd.DataFrame, profile: str, what: str) -> Banner:
+    """The verdict of a chapter's checks (:func:`decide`) on ``profile``: ``tip`` when every
+    decided check got its expected verdict and none is undecided, ``warning`` when some are not
+    decided or fail as measured on every seed, ``danger`` when a verdict is unexpected."""
+    unexpected = int((decided["verdict"] != decided["expected"]).sum())
+    undecided = int((decided["verdict"] == "not decided").sum())
+    recorded = int(((decided["expected"] == "fails") & (decided["verdict"] == "fails")).sum())
+    kind = "danger" if unexpected else "warning" if undecided or recorded else "tip"
+    title = (f"{what} on {profile!r}: " + ("an unexpected verdict" if unexpected else
+                                            "holds" if kind == "tip" else
+                                            "holds in part" if recorded else "not decided in part"))
+    return Banner(title, summary(decided), kind)

@@ -113,9 +113,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def declarations(spread: pd.DataFrame, profile: str) -> str:
-    """The entries of illusion.claims.NOT_DECIDED and FAILS that this spread implies (a check
-    that applied on no seed cannot be decided either)."""
-    status = spread["status"].replace("not applicable", "not decided")
+    """The entries of illusion.claims.NOT_DECIDED and FAILS that this spread implies."""
+    status = spread["status"]
     lines = [f"# implied for illusion.claims on {profile!r}:"]
     for name, kind in (("NOT_DECIDED", "not decided"), ("FAILS", "fails")):
         pairs = sorted(zip(spread.loc[status == kind, "check"], spread.loc[status == kind, "subject"]))

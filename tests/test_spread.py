@@ -27,7 +27,7 @@ def declared(check: str, subject: str) -> str:
 
 
 def status_now(row) -> str:
-    return measured_status(row.check, row.mean, row.std, row.min, row.max, row.applies_on, row.n)
+    return measured_status(row.check, row.mean, row.std, row.min, row.max, row.n)
 
 
 def test_the_spread_has_five_seeds_and_every_measured_check():
@@ -40,13 +40,10 @@ def test_the_spread_has_five_seeds_and_every_measured_check():
 def test_every_threshold_clears_its_measured_spread():
     """A check asserted as holding (or recorded as failing) must have every seed on one side of
     its threshold and the mean at least two standard deviations from it; one that does not
-    must be declared not decided, as must one that applied on no seed. Moving a threshold
-    inside the spread fails here."""
+    must be declared not decided. Moving a threshold inside the spread fails here."""
     wrong = []
     for row in committed().itertuples():
-        # A check that applied on no seed has no measured spread: on a seed where it applies,
-        # one run cannot decide it either.
-        now = status_now(row).replace("not applicable", "not decided")
+        now = status_now(row)
         if now != declared(row.check, row.subject):
             wrong.append(f"{row.check} {row.subject}: threshold {TOLERANCES[row.check].op} "
                          f"{TOLERANCES[row.check].threshold:g}, seeds {row.mean:.3f} ± "
@@ -80,8 +77,8 @@ def test_a_threshold_moved_into_the_spread_is_caught(monkeypatch):
     ([86.0, 86.5, 85.5, 86.2, 85.8], [True] * 5, "fails"),     # far below
     ([88.5, 87.5, 89.0, 88.2, 88.9], [True] * 5, "not decided"),  # straddles 88
     ([88.6, 88.9, 89.9, 88.7, 89.8], [True] * 5, "not decided"),  # all above, within 2 std
-    ([90.0, 90.5, 89.5, 90.2, 89.8], [True, True, False, True, True], "not decided"),
-    ([90.0, 90.5], [False, False], "not applicable"),
+    ([90.0, 90.5, 89.5, 90.2, 89.8], [True, True, False, True, False], "holds"),  # the value decides
+    ([90.0], [True], "not decided"),                            # one seed is no spread
 ])
 def test_measured_status_rule(values, applies, expected):
     per_seed = pd.DataFrame({"check": "original_accuracy", "subject": "original", "value": values,

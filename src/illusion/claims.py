@@ -798,17 +798,15 @@ SPREAD_COLUMNS = ["claim", "check", "subject", "n", "mean", "std", "min", "max",
 
 
 def measured_status(check: str, mean: float, std: float, lowest: float, highest: float,
-                    applies_on: int, n: int) -> str:
+                    n: int) -> str:
     """What the spread over ``n`` seeds of one check's quantity decides, with the threshold of
     :data:`TOLERANCES` now: ``holds`` (or ``fails``) when every seed is on that side of the
     threshold (``lowest`` and ``highest`` both are) and the mean is at least 2 standard
-    deviations from it; ``not decided`` when the spread straddles it or comes too close, or
-    when the check applies on some seeds only; ``not applicable`` when it applies on none."""
+    deviations from it; else ``not decided``. The quantity is measured on every seed, also
+    where its check does not apply (chapter 4's retain condition, chapter 6's high-LP
+    methods): whether it applies is decided by another check's quantity, and where it does,
+    this is the spread it is judged against."""
     tol = TOLERANCES[check]
-    if applies_on == 0:
-        return "not applicable"
-    if applies_on < n:
-        return "not decided"
     sides = {tol.holds(lowest), tol.holds(highest)}
     if len(sides) > 1 or n < 2 or abs(mean - tol.threshold) < 2 * std:
         return "not decided"
@@ -830,8 +828,7 @@ def spread(per_seed: pd.DataFrame) -> pd.DataFrame:
                      "holds_on": int(sum(tol.holds(v) for v in g["value"])),
                      "op": tol.op, "threshold": tol.threshold})
         rows[-1]["status"] = measured_status(check, rows[-1]["mean"], rows[-1]["std"],
-                                             rows[-1]["min"], rows[-1]["max"],
-                                             rows[-1]["applies_on"], len(g))
+                                             rows[-1]["min"], rows[-1]["max"], len(g))
     return pd.DataFrame(rows, columns=SPREAD_COLUMNS)
 
 

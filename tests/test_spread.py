@@ -63,7 +63,10 @@ def test_declarations_name_measured_checks():
 def test_a_threshold_moved_into_the_spread_is_caught(monkeypatch):
     """Each threshold that the spread lets the book assert, moved to its quantity's mean
     over the seeds, is no longer decided: the consistency test above would fail."""
-    decided = [row for row in committed().itertuples() if status_now(row) in ("holds", "fails")]
+    # A quantity that took one value on every seed (GA's forget accuracy reaches exactly 0) has
+    # no inside to move a threshold into.
+    decided = [row for row in committed().itertuples()
+               if status_now(row) in ("holds", "fails") and row.std > 0]
     assert decided
     for row in decided:
         moved = dataclasses.replace(TOLERANCES[row.check], threshold=row.mean)

@@ -127,3 +127,12 @@ def test_banner_colours_the_chapter_verdict(monkeypatch):
     assert claims.banner(claims.decide(table, "x"), "x", "Setting").kind == "warning"
     bad = claims.banner(claims.decide(table.assign(value=[80.0, 0.5]), "y"), "y", "Setting")
     assert bad.kind == "danger" and "unexpected" in repr(bad)
+
+
+def test_a_unit_recorded_as_failing_stays_failed_in_the_ledger(monkeypatch):
+    from test_claims import FULL, cmf, table
+    rows = table(*FULL.values(), cmf("scrub", 55, 80, 55))  # SCRUB + CMF: LP and NCC above SCRUB's
+    monkeypatch.setitem(NOT_DECIDED, "x", frozenset({("claim3_lowers", "scrub/ncc")}))
+    assert claims.ledger({"results": rows}, profile="x").set_index("claim").loc[3, "holds"] == "not decided"
+    monkeypatch.setitem(FAILS, "x", frozenset({("claim3_lowers", "scrub/lp")}))
+    assert claims.ledger({"results": rows}, profile="x").set_index("claim").loc[3, "holds"] == "no"

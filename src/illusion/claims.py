@@ -766,11 +766,18 @@ def enforce(decided: pd.DataFrame) -> None:
 
 
 def _undecided_units(claim: int, units: Mapping[str, bool], profile: str | None) -> set[str]:
-    """The ledger's units of ``claim`` with a :data:`NOT_DECIDED` check on ``profile``: a
-    check's subject names the unit (``rl``), or the unit and a head (``rl/lp``)."""
-    subjects = {subject for check, subject in NOT_DECIDED.get(profile, frozenset())
+    """The ledger's units of ``claim`` with a :data:`NOT_DECIDED` check on ``profile`` and no
+    check recorded in :data:`FAILS` (a unit that fails on every seed is decided): a check's
+    subject names the unit (``rl``), or the unit and a head (``rl/lp``)."""
+    def subjects(table):
+        return {subject for check, subject in table.get(profile, frozenset())
                 if TOLERANCES[check].claim == str(claim)}
-    return {u for u in units if any(s == u or s.startswith(u + "/") for s in subjects)}
+
+    def names(unit, among):
+        return any(s == unit or s.startswith(unit + "/") for s in among)
+
+    undecided, failing = subjects(NOT_DECIDED), subjects(FAILS)
+    return {u for u in units if names(u, undecided) and not names(u, failing)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,11 +135,15 @@ resist
 # never shows the model the forget class; what it brings back is reported above, not asserted.
 # The same test over the classifier-only and CMF variants is printed too; with the profile's
 # small budget several of them recover nothing, like Retrain, and it does not hold for them.
-# A method counts as high-LP on a seed where its LP gap clears 10 pp; where that gap straddles
-# 10 pp over seeds (see the last column of chapter 2's checks), its rows here are *not decided*.
+# A method counts as high-LP on a run where its LP forget accuracy, averaged over all the
+# profile's forget sets as in chapter 2 (not only the attacked ones), is at least 10 pp above
+# Retrain's; the rows of the other methods are shown as *not applicable*. That LP gap is close
+# to 10 pp for RL, SalUn and SCRUB on `default` (chapter 2's spread), so whether they are judged
+# here changes with the seed; their AUC gains over Retrain hold on every seed either way.
 
 # %%
-accuracy = exp.accuracy(models)
+# Every variant on every forget set (stored by the earlier chapters), as the ledger reads them.
+accuracy = exp.accuracy(exp.all_variants())
 checks_table = claims.decide(claims.relearning_checks(auc, accuracy), exp.profile.name)
 results.save(checks_table, exp.profile, CHAPTER, "checks")
 display(claims.banner(checks_table, exp.profile.name, "Claim 4"))

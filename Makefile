@@ -1,6 +1,7 @@
 # Two commands build and check everything from a fresh clone:
 #   make book   install, fetch the data and MathJax (npm, for offline math), execute every
-#               chapter on $(PROFILE), render the HTML
+#               chapter on $(PROFILE), render the HTML, check it (statically, then every page
+#               in headless Chromium: tests/test_browser.py, screenshots in _build/screens)
 #               (SEED=N: on another seed, its tables under _build/results/$(PROFILE)-seedN)
 #   make test   unit tests + nbval of every chapter on the smoke profile
 PYTHON ?= python3
@@ -17,7 +18,7 @@ MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c
 MATHJAX := _build/static/mathjax
 MATHJAX_TGZ := _build/npm/mathjax-$(MATHJAX_VERSION).tgz
 
-.PHONY: book test install data mathjax clean
+.PHONY: book test install data mathjax browser clean
 
 install: $(STAMP)
 
@@ -55,10 +56,21 @@ $(MATHJAX)/.version-$(MATHJAX_VERSION):
 	tar -xzf $(MATHJAX_TGZ) -C $(MATHJAX) --strip-components=1 package/LICENSE
 	touch $@
 
-book: data mathjax
+# Chromium and its WebDriver for the browser test of the rendered book: the Debian packages,
+# installed here when running as root on Debian; without them tests/test_browser.py skips.
+browser:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } \
+	 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	      && export DEBIAN_FRONTEND=noninteractive \
+	      && { apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+	           || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }; }; } \
+	 || echo "browser: Chromium not installed (needs root and apt-get); the browser test skips"
+
+book: data mathjax browser
 	$(PY) -m illusion.book execute --profile $(PROFILE) $(if $(SEED),--seed $(SEED))
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going -q
 	$(PY) -m illusion.book check
+	$(PY) -m pytest tests/test_browser.py
 
 test: install
 	rm -rf _build/nbval

@@ -68,7 +68,7 @@ browser:
 
 book: data mathjax browser
 	$(PY) -m illusion.book execute --profile $(PROFILE) $(if $(SEED),--seed $(SEED))
-	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going -q
+	$(PY) -m illusion.book render
 	$(PY) -m illusion.book check
 	$(PY) -m pytest tests/test_browser.py
 

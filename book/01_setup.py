@@ -13,6 +13,9 @@
 # %% [markdown]
 # # The setting: data, the Original model and Retrain
 #
+# ```{glue} verdict
+# ```
+#
 # Every later chapter starts from the models trained here. The **Original** model is trained on
 # the whole training split; for every forget set, **Retrain** — the gold standard of unlearning —
 # is trained from scratch on the retain set $D_r$ only, with the same recipe. Each model is then
@@ -35,15 +38,14 @@ overrides = {}
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import torch
-from IPython.display import display
 
 from illusion import claims, results
-from illusion.book import start
+from illusion.book import show_verdict, start
 from illusion.heads import HEADS
 from illusion.train import accuracy
 
-exp, checks = start(profile, overrides)
+CHAPTER = "01_setup"
+exp, checks = start(profile, overrides, CHAPTER)
 
 # %% [markdown]
 # ## The data
@@ -87,7 +89,7 @@ print(f"Original: {original.seconds:.0f} s of training, best epoch "
       f"{original.record['history']['best_epoch']}, test accuracy {original_test_accuracy:.2f}%")
 results.save(pd.DataFrame({"model": ["original"], "test_accuracy": [original_test_accuracy],
                            "best_epoch": [original.record["history"]["best_epoch"]]}),
-             exp.profile, "01_setup", "original")
+             exp.profile, CHAPTER, "original")
 
 # %% [markdown]
 # ## Retrain, one per forget set
@@ -113,7 +115,7 @@ curves = [history.assign(model="original")]
 curves += [pd.DataFrame({k: v for k, v in r.record["history"].items() if k != "best_epoch"})
            .assign(model=f"retrain {fs.name}") for fs, r in retrains.items()]
 curves = pd.concat(curves, ignore_index=True)
-results.save(curves, exp.profile, "01_setup", "training_curves")
+results.save(curves, exp.profile, CHAPTER, "training_curves")
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 sns.lineplot(curves, x="epoch", y="train_loss", hue="model", ax=axes[0])
 sns.lineplot(curves, x="epoch", y="val_accuracy", hue="model", ax=axes[1], legend=False)
@@ -135,7 +137,7 @@ plt.show()
 rows = [exp.evaluate(original, fs) for fs in exp.profile.forget_sets]
 rows += [exp.evaluate(r, fs) for fs, r in retrains.items()]
 heads = pd.concat(rows, ignore_index=True)
-print("saved", results.save(heads, exp.profile, "01_setup", "heads"))
+results.save(heads, exp.profile, CHAPTER, "heads")
 results.accuracy_table(heads, exp.profile)
 
 # %%
@@ -166,7 +168,7 @@ plt.show()
 models = [(original, exp.profile.forget_sets[0])] + [(r, fs) for fs, r in retrains.items()]
 probes = pd.concat([exp.evaluate(m, fs, heads=("lp",), lp=lp).assign(probe=lp)
                     for m, fs in models for lp in ("lbfgs", "sgd")], ignore_index=True)
-results.save(probes, exp.profile, "01_setup", "linear_probes")
+results.save(probes, exp.profile, CHAPTER, "linear_probes")
 probe_table = probes.pivot_table(index=["model", "forget_set", "split"], columns="probe",
                                  values="accuracy")
 probe_table["difference"] = probe_table["lbfgs"] - probe_table["sgd"]
@@ -189,8 +191,8 @@ probe_table.round(2)
 
 # %%
 checks_table = claims.decide(claims.setup_checks(original_test_accuracy, probes), exp.profile.name)
-results.save(checks_table, exp.profile, "01_setup", "checks")
-display(claims.banner(checks_table, exp.profile.name, "The setting's checks"))
+results.save(checks_table, exp.profile, CHAPTER, "checks")
+show_verdict(checks_table, exp.profile.name, "The setting's checks")
 claims.report(checks_table, exp.profile.name)
 
 # %%

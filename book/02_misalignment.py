@@ -13,6 +13,9 @@
 # %% [markdown]
 # # Feature–classifier misalignment
 #
+# ```{glue} verdict
+# ```
+#
 # The paper's central evidence (Gao et al., 2026, Table 1): standard unlearning methods drive
 # the *output* forget accuracy to about zero, while the penultimate features still separate the
 # forgotten class — a linear probe (LP) or a nearest-class-mean classifier (NCC) on the frozen
@@ -31,16 +34,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import display
 
 from illusion import claims, results
-from illusion.book import start
+from illusion.book import show_verdict, start
 from illusion.embedding import tsne
 from illusion.heads import HEADS, class_means
 from illusion.unlearn import BASELINES
 
-exp, checks = start(profile, overrides)
 CHAPTER = "02_misalignment"
+exp, checks = start(profile, overrides, CHAPTER)
 
 # %% [markdown]
 # ## The methods
@@ -252,7 +254,7 @@ plt.show()
 # %%
 checks_table = claims.decide(claims.misalignment_checks(accuracy), exp.profile.name)
 results.save(checks_table, exp.profile, CHAPTER, "checks")
-display(claims.banner(checks_table, exp.profile.name, "Claim 1"))
+show_verdict(checks_table, exp.profile.name, "Claim 1")
 claims.report(checks_table, exp.profile.name)
 
 # %%

@@ -13,6 +13,9 @@
 # %% [markdown]
 # # Neural collapse: why the classifier alone suffices
 #
+# ```{glue} verdict
+# ```
+#
 # The previous chapter showed methods that drive the output forget accuracy to zero while the
 # penultimate features still separate the forget class. Gao et al. (2026) explain why this is
 # *possible* at all: when the Original model is (close to) neurally collapsed, a change of the
@@ -35,10 +38,11 @@ import torch
 from IPython.display import display
 
 from illusion import claims, geometry, results
-from illusion.book import start
+from illusion.book import show_verdict, start
 from illusion.heads import class_means
 
-exp, checks = start(profile, overrides)
+CHAPTER = "03_neural_collapse"
+exp, checks = start(profile, overrides, CHAPTER)
 
 # %% [markdown]
 # ## The proposition
@@ -103,7 +107,7 @@ for K in (10, 100):
 theory = pd.concat(theory_rows, ignore_index=True)
 theory["region"] = np.select([theory["c"] < theory["low"], theory["c"] > theory["high"]],
                              ["below", "above"], "inside")
-results.save(theory, exp.profile, "03_neural_collapse", "theory_sweep")
+results.save(theory, exp.profile, CHAPTER, "theory_sweep")
 
 inside, below, above = (theory[theory["region"] == r] for r in ("inside", "below", "above"))
 assert (inside["forget_accuracy"] == 0).all() and (inside["retain_accuracy"] == 100).all()
@@ -199,7 +203,7 @@ with one_thread():
 # c relative to the scale of the retain rows: the proposition's c / alpha.
 exact["c_over_alpha"] = -exact["along"] / exact["retain_norm"]
 exact["inside"] = (exact["c_over_alpha"] > low / alpha) & (exact["c_over_alpha"] < high / alpha)
-results.save(exact, exp.profile, "03_neural_collapse", "dynamics_exact_collapse")
+results.save(exact, exp.profile, CHAPTER, "dynamics_exact_collapse")
 
 # GA moves the forget row only, so the proposition decides its accuracies at every step.
 ga = exact[exact["run"] == "GA on the forget row"]
@@ -292,7 +296,7 @@ with one_thread():
             real_rows.append(part.assign(run=run, forget_set=fs.name))
 real = pd.concat(real_rows, ignore_index=True)
 real["ga_limit_cosine"] = real["class"].map(ga_limit.set_index("class")["cosine"])
-results.save(real, exp.profile, "03_neural_collapse", "dynamics_original")
+results.save(real, exp.profile, CHAPTER, "dynamics_original")
 
 
 def summary(part):
@@ -309,7 +313,7 @@ def summary(part):
 
 
 real_summary = real.groupby(["forget_set", "run"]).apply(summary, include_groups=False).round(2)
-results.save(real_summary.reset_index(), exp.profile, "03_neural_collapse", "dynamics_original_summary")
+results.save(real_summary.reset_index(), exp.profile, CHAPTER, "dynamics_original_summary")
 real_summary
 
 # %% [markdown]
@@ -393,7 +397,7 @@ for sigma in np.linspace(0.0, sigma_max, 13):
                        "reference_retain": reference,
                        **geometry.forget_row_window(sweep, reference)})
 noise = pd.DataFrame(noise_rows)
-results.save(noise, exp.profile, "03_neural_collapse", "noise_sweep")
+results.save(noise, exp.profile, CHAPTER, "noise_sweep")
 
 replacement_rows = []
 mu_G = feats.train.double().mean(0)
@@ -410,7 +414,7 @@ for fs in exp.profile.buckets.get("single", ()):
                              **geometry.forget_row_window(sweep, reference)})
 replacement = pd.DataFrame(replacement_rows)
 if len(replacement):
-    results.save(replacement, exp.profile, "03_neural_collapse", "replacement_original")
+    results.save(replacement, exp.profile, CHAPTER, "replacement_original")
 print(f"Original NC1: {nc1_train:.3f} (training features), {nc1_test:.3f} (test features)")
 display(noise.round(3))
 replacement.round(3)
@@ -494,7 +498,7 @@ for form in geometry.NC_FORMS:  # Papyan et al.'s forms, then the authors'
                                                       retrain.model.fc.bias.detach(),
                                                       classes=retain_classes)})
 nc = pd.DataFrame(nc_rows)
-results.save(nc, exp.profile, "03_neural_collapse", "nc_metrics")
+results.save(nc, exp.profile, CHAPTER, "nc_metrics")
 nc[nc["form"] == "papyan"].dropna(axis=1, how="all").round(3)
 
 # %% [markdown]
@@ -529,8 +533,8 @@ nc[nc["form"] == "authors"].dropna(axis=1, how="all").round(3)
 # %%
 single = [fs.name for fs in exp.profile.buckets.get("single", ())]
 checks_table = claims.decide(claims.collapse_checks(real, single, nonnegative), exp.profile.name)
-results.save(checks_table, exp.profile, "03_neural_collapse", "checks")
-display(claims.banner(checks_table, exp.profile.name, "Claim 2, the theory on the Original"))
+results.save(checks_table, exp.profile, CHAPTER, "checks")
+show_verdict(checks_table, exp.profile.name, "Claim 2, the theory on the Original")
 claims.report(checks_table, exp.profile.name)
 
 # %%

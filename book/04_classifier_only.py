@@ -13,6 +13,9 @@
 # %% [markdown]
 # # Classifier-only unlearning
 #
+# ```{glue} verdict
+# ```
+#
 # The previous chapter proved that, near neural collapse, changing only the last linear layer
 # can erase a class from the output while the retain classes keep their accuracy. Gao et al.
 # (2026, Table 2) test this with every unlearning method: **freeze the whole network, zero the
@@ -47,14 +50,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import display
 
 from illusion import claims, results
-from illusion.book import start
+from illusion.book import show_verdict, start
 from illusion.heads import HEADS, class_means, extract, ncc_predict
 from illusion.unlearn import CLASSIFIER_EDITS  # shown as their full runs
 
-exp, checks = start(profile, overrides)
+CHAPTER = "04_classifier_only"
+exp, checks = start(profile, overrides, CHAPTER)
 
 # %%
 methods = list(exp.profile.methods)
@@ -93,7 +96,7 @@ for fs in exp.profile.forget_sets:
                          "changed": backbone_changes(learnt.model)})
 table = pd.concat(rows, ignore_index=True)
 table["computed_as"] = table["computed_as"].fillna(table["variant"])
-print("saved", results.save(table, exp.profile, "04_classifier_only", "table2"))
+results.save(table, exp.profile, CHAPTER, "table2")
 
 # Classifier-only models (and SVD/prune) must share every tensor but fc with the Original.
 backbone = pd.DataFrame(backbone)
@@ -137,7 +140,7 @@ rte = (table[(table["head"] == "output") & table["model"].isin(methods)]
        .reindex(methods))
 rte["speed-up"] = rte["full"] / rte["classifier_only"]
 rte.loc[[m for m in CLASSIFIER_EDITS if m in rte.index], "speed-up"] = float("nan")  # one run
-results.save(rte.reset_index(), exp.profile, "04_classifier_only", "run_times")
+results.save(rte.reset_index(), exp.profile, CHAPTER, "run_times")
 rte.round(2)
 
 # %%
@@ -205,7 +208,7 @@ for fs in exp.profile.forget_sets:
                          "nc4_forget": 100 * differ[in_forget].mean().item(),
                          "nc4_retain": 100 * differ[~in_forget].mean().item()})
 geometry = pd.DataFrame(geometry)
-results.save(geometry, exp.profile, "04_classifier_only", "classifier_geometry")
+results.save(geometry, exp.profile, CHAPTER, "classifier_geometry")
 geometry.groupby("model", sort=False)[["alignment_forget", "alignment_retain", "nc4_forget",
                                        "nc4_retain"]].mean().round(3)
 
@@ -245,8 +248,8 @@ one = exp.unlearned("rl", exp.profile.forget_sets[0], "classifier_only")
 identical = torch.equal(extract(one.model, exp.data.test)[0], extract(original.model, exp.data.test)[0])
 checks_table = claims.decide(claims.classifier_only_checks(table, geometry, features_identical=identical),
                              exp.profile.name)
-results.save(checks_table, exp.profile, "04_classifier_only", "checks")
-display(claims.banner(checks_table, exp.profile.name, "Claim 2"))
+results.save(checks_table, exp.profile, CHAPTER, "checks")
+show_verdict(checks_table, exp.profile.name, "Claim 2")
 claims.report(checks_table, exp.profile.name)
 
 # %%

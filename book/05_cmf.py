@@ -13,6 +13,9 @@
 # %% [markdown]
 # # Class-mean-feature unlearning
 #
+# ```{glue} verdict
+# ```
+#
 # The earlier chapters showed that standard unlearning methods reach 0% output forget accuracy
 # mostly by changing the last linear layer: the forget class stays a separate cluster of
 # penultimate features, which a linear probe (LP) or a nearest-class-mean classifier (NCC)
@@ -84,20 +87,20 @@ from IPython.display import display
 from torch.nn import functional as F
 
 from illusion import claims, cmf, results
-from illusion.book import start
+from illusion.book import show_verdict, start
 from illusion.claims import claim_3_parts, paper_results
 from illusion.config import get_profile
 from illusion.embedding import tsne
 from illusion.heads import HEADS, class_means, ncc_predict
 
-exp, checks = start(profile, overrides)
+CHAPTER = "05_cmf"
+exp, checks = start(profile, overrides, CHAPTER)
 
 # %% [markdown]
 # The methods of Table 3 and their settings under CMF (the profile's `variant_methods["cmf"]`;
 # `prepare` is the one-epoch fine-tune of the Original).
 
 # %%
-CHAPTER = "05_cmf"
 cmf_settings = exp.profile.variant_methods["cmf"]
 methods = exp.profile.variant_method_names("cmf")
 forget_sets = exp.profile.forget_sets
@@ -203,7 +206,7 @@ unlearned = {(m, v, fs): exp.unlearned(m, fs, v)
 rows = [prepared] + [exp.evaluate(r, fs) for fs, r in retrains.items()]
 rows += [exp.evaluate(t, fs) for (m, v, fs), t in unlearned.items()]
 table3 = pd.concat(rows, ignore_index=True)
-print("saved", results.save(table3, exp.profile, CHAPTER, "table3"))
+results.save(table3, exp.profile, CHAPTER, "table3")
 
 
 def label(model, variant):
@@ -521,7 +524,7 @@ verdicts
 # %%
 checks_table = claims.decide(claims.cmf_checks(table3, whole.reset_index(), agree), exp.profile.name)
 results.save(checks_table, exp.profile, CHAPTER, "checks")
-display(claims.banner(checks_table, exp.profile.name, "Claim 3"))
+show_verdict(checks_table, exp.profile.name, "Claim 3")
 claims.report(checks_table, exp.profile.name)
 
 # %%

@@ -13,6 +13,9 @@
 # %% [markdown]
 # # Does it come back? Relearning attacks
 #
+# ```{glue} verdict
+# ```
+#
 # The paper's motivation (Gao et al., 2026): output-level success can hide information that
 # simple fine-tuning brings back. This chapter measures it. Each attack starts from a copy of an
 # unlearned model and spends a fixed budget of optimiser steps; we track the forget accuracy on
@@ -36,17 +39,15 @@ overrides = {}
 
 # %%
 import matplotlib.pyplot as plt
-import pandas as pd
 import seaborn as sns
-from IPython.display import display
 
 from illusion import claims, results
 from illusion.attacks import recovery_table
-from illusion.book import start
+from illusion.book import show_verdict, start
 from illusion.unlearn import BASELINES
 
-exp, checks = start(profile, overrides)
 CHAPTER = "06_relearning"
+exp, checks = start(profile, overrides, CHAPTER)
 
 # %% [markdown]
 # ## The models and the budget
@@ -146,7 +147,7 @@ resist
 accuracy = exp.accuracy(exp.all_variants())
 checks_table = claims.decide(claims.relearning_checks(auc, accuracy), exp.profile.name)
 results.save(checks_table, exp.profile, CHAPTER, "checks")
-display(claims.banner(checks_table, exp.profile.name, "Claim 4"))
+show_verdict(checks_table, exp.profile.name, "Claim 4")
 relearning = auc[auc["attack"].isin(["few_shot", "head_only"])]
 variants = claims.claim_4(relearning, accuracy)
 print("with the classifier-only and CMF variants too (shown, not asserted):", variants.holds)

@@ -46,8 +46,8 @@ from illusion.book import start
 from illusion.experiment import Experiment
 from illusion.mia import MIA_PROTOCOLS, mia_by_protocol
 
-exp, checks = start(profile, overrides)
 CHAPTER = "07_deviations"
+exp, checks = start(profile, overrides, CHAPTER)
 first_single = (exp.profile.buckets.get("single") or exp.profile.forget_sets)[0]
 
 # %% [markdown]

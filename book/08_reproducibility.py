@@ -36,48 +36,31 @@ import torch
 from IPython.display import display
 
 from illusion import results
-from illusion.attacks import recovery_table
 from illusion.book import chapters, start, timings_path
 from illusion.results import run_name
-from illusion.claims import ledger, spread_path
+from illusion.claims import run_ledger, spread_path
 from illusion.paths import project_root
 
-exp, _ = start(profile, overrides)
 CHAPTER = "08_reproducibility"
+exp, _ = start(profile, overrides, CHAPTER)
 
 # %% [markdown]
 # ## The claims ledger
 #
-# Each claim (see the introduction) as a function of our result tables: what was tested, the
-# paper's number where it is known (transcribed from the paper, marked (T); CIFAR-10 with
-# ResNet-18, not our dataset, so a reference, not a target), ours, and whether it holds —
-# *yes*, *partial* (some methods pass, some do not), *no*, or *not decided* (no method fails,
-# but for some the spread of a deciding number over seeds straddles its threshold, see
-# below). Thresholds (`illusion.claims.TOLERANCES`, each with its reason): claim 1, output forget
-# ≤ 5% and LP/NCC forget ≥ 5 pp above Retrain (chapter 2); claim 2, output forget ≤ 5%, retain
-# within 2 pp and LP/NCC equal to the Original's, which only checks that the backbone did not
-# change (chapter 4 asserts the evidence: the classifier's alignment and NC4); claim 3, output
-# within 5 pp of
-# NCC forget under CMF, LP/NCC below the base method where the paper's numbers fall, RL/SalUn
-# + CMF keep ≥ 50% of the CMF Original's output forget (chapter 5; LP and NCC of CMF models in
-# the CMF head's geometry, as the authors measure them); claim 4, high-LP methods
-# (≥ 10 pp above Retrain) recover faster than Retrain
-# under few-shot and head-only relearning (chapter 6).
+# Each claim (see the introduction) with one verdict, read from the checks the chapters saved
+# (`checks.csv` of every chapter of this run; `illusion.claims.run_ledger`): the same checks,
+# tolerances and wording as each chapter's own verdict, so a chapter and this page cannot
+# disagree. A claim *holds* when every check that applies holds; *holds in part* when some
+# fail; *holds where decided* when none fails but some are *not decided* (their spread over
+# seeds straddles the threshold, see below); a check measured failing on every seed is recorded
+# in `illusion.claims.FAILS` and shown as failing. Each chapter states its checks' tolerances
+# (`illusion.claims.TOLERANCES`, each with its reason) and shows the paper's numbers, labelled
+# as the paper's, next to ours.
 
 # %%
-models = exp.all_variants()
-# The CMF Original is where every CMF variant starts: claim 3 measures RL/SalUn + CMF against it.
-references = {("original", "cmf", fs): exp.cmf_original() for fs in exp.profile.forget_sets}
-accuracy = exp.accuracy(models | references)
-attacked = {key: m for key, m in models.items() if key[-1] in exp.profile.attacked_forget_sets}
-curves = exp.relearning_curves(attacked)
-auc = recovery_table(curves, by=("model", "variant", "forget_set", "attack"))
-# Claim 4 is about the unlearning methods in full, as chapter 6 asserts it.
-relearning = auc[auc["attack"].isin(["few_shot", "head_only"]) & (auc["variant"] == "full")]
-claims = ledger({"results": accuracy, "relearning": relearning}, profile=exp.profile.name)
-results.save(claims, exp.profile, CHAPTER, "claims_ledger")
-with pd.option_context("display.max_colwidth", None):
-    display(claims[["claim", "claim_text", "holds", "ours", "paper"]].style.hide(axis="index"))
+claims_ledger = run_ledger(run_name(exp.profile))
+results.save(claims_ledger, exp.profile, CHAPTER, "claims_ledger")
+claims_ledger.style.hide(axis="index")
 
 # %% [markdown]
 # ## How much the numbers move with the seed
@@ -177,8 +160,11 @@ chapter_times = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["
 chapter_times
 
 # %%
+# Every stored model of this run (loaded from the store, not recomputed).
+models = exp.all_variants() | {("original", "cmf", fs): exp.cmf_original()
+                               for fs in exp.profile.forget_sets}
 stages = pd.DataFrame([{"model": key[0], "variant": key[1], "seconds": m.seconds}
-                       for key, m in (models | references).items()]).drop_duplicates()
+                       for key, m in models.items()]).drop_duplicates()
 stages = stages.groupby(["model", "variant"], sort=False)["seconds"].agg(["count", "sum", "mean"]).round(1)
 results.save(stages.reset_index(), exp.profile, CHAPTER, "stage_seconds")
 stages

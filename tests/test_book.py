@@ -107,3 +107,34 @@ def test_check_fails_when_a_page_loads_from_the_network(tmp_path):
     (html / "index.html").write_text(page)
     with pytest.raises(SystemExit, match="index.html: <script> https://cdn.example.org"):
         book.check(tmp_path / "book", html)
+
+
+def test_buttons_point_at_the_repository_only_when_it_is_known(tmp_path, monkeypatch):
+    from illusion.book import book_config, repository
+
+    source = tmp_path / "_config.yml"
+    source.write_text("title: t\nhtml:\n  home_page_in_navbar: true\n")
+    assert "repository" not in book_config(source, None)
+    config = book_config(source, ("https://github.com/o/r", "main"))
+    assert config["repository"] == {"url": "https://github.com/o/r", "branch": "main",
+                                    "path_to_book": ""}
+    assert config["html"] == {"home_page_in_navbar": True, "use_repository_button": True}
+    assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    monkeypatch.setenv("ILLUSION_REPOSITORY", "git@github.com:o/r.git")
+    monkeypatch.setenv("ILLUSION_BRANCH", "pages")
+    assert repository() == ("https://github.com/o/r", "pages")
+    monkeypatch.setenv("ILLUSION_REPOSITORY", "https://gitlab.com/o/r")
+    assert repository() is None  # Binder and the button need GitHub
+
+
+def test_rerun_commands_name_the_chapter_and_its_parameters():
+    from illusion.book import rerun_commands
+
+    plain = rerun_commands("05_cmf", "default")
+    assert "-m illusion.book execute --profile default --chapter 05_cmf" in plain
+    assert "papermill book/05_cmf.ipynb 05_cmf.out.ipynb --cwd book -p profile default" in plain
+    seeded = rerun_commands("05_cmf", "default", {"seed": 1235})
+    assert "--chapter 05_cmf --seed 1235" in seeded and '{"overrides": {"seed": 1235}}' in seeded
+    changed = rerun_commands("01_setup", "smoke", {"original.epochs": 3})
+    assert "illusion.book execute" not in changed  # its overrides only papermill can pass
+    assert """-y '{"overrides": {"original.epochs": 3}}'""" in changed

@@ -144,6 +144,16 @@ LINKS = """
 return Array.from(document.querySelectorAll('a[href]')).map(a => [a.getAttribute('href'), a.href]);
 """
 
+# Every figure of a cell output: its own width and the width it is shown at (CSS pixels).
+FIGURES = """
+return Array.from(document.querySelectorAll('.cell_output img'))
+  .map(i => [i.getAttribute('src'), i.naturalWidth, i.getBoundingClientRect().width]);
+"""
+
+TABLES = """
+return document.querySelectorAll('.cell_output table').length;
+"""
+
 OUTPUTS = """
 return Array.from(document.querySelectorAll('.cell_output')).map(e => e.textContent);
 """
@@ -160,6 +170,8 @@ class Visit:
     console_errors: list = field(default_factory=list)
     shown_problems: list = field(default_factory=list)
     screenshots: list = field(default_factory=list)
+    figures: list = field(default_factory=list)
+    tables: int = 0
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -276,6 +288,8 @@ def visit(browser, base: str, page: str) -> Visit:
                              for m in RAW_MATH.finditer(prose))
     result.math_errors = browser.execute_script(MATH_ERRORS)
     result.broken_links = broken_links(browser.execute_script(LINKS), base)
+    result.figures = browser.execute_script(FIGURES)
+    result.tables = browser.execute_script(TABLES)
     result.shown_problems = unique(
         f"{kinds[0]}: {line.strip()[:200]}"
         for text in browser.execute_script(OUTPUTS) for line in text.splitlines()
@@ -338,6 +352,42 @@ def test_console_has_no_errors(opened, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_outputs_show_no_traceback_warning_or_progress_bar(opened, page):
     check(opened(page).shown_problems, "cell outputs that show a problem")
+
+
+def notebook_outputs(page: str) -> tuple[int, int]:
+    """The figures (PNG outputs) and HTML tables the executed notebook behind ``page`` holds;
+    (0, 0) for a page that is no notebook."""
+    import json
+
+    notebook = ROOT / Path(page).with_suffix(".ipynb")
+    if not notebook.is_file():
+        return 0, 0
+    outputs = [out.get("data", {}) for cell in json.loads(notebook.read_text())["cells"]
+               if cell["cell_type"] == "code"
+               and "remove-output" not in cell.get("metadata", {}).get("tags", [])
+               for out in cell.get("outputs", [])]
+    return (sum("image/png" in data for data in outputs),
+            sum("<table" in "".join(data.get("text/html", "")) for data in outputs))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_figure_and_table_of_the_chapter_is_shown(opened, page):
+    figures, tables = notebook_outputs(page)
+    found = opened(page)
+    assert len(found.figures) == figures, f"{page}: {len(found.figures)} of {figures} figures"
+    assert found.tables >= tables, f"{page}: {found.tables} of {tables} tables"
+
+
+# A figure drawn wider than the column is shrunk with its text: seaborn's "notebook" context
+# draws 11-12 pt labels, so a figure shown at less than 1/1.3 of its size has text under 9 pt.
+MAX_SHRINK = 1.3
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_figures_are_drawn_for_the_column(opened, page):
+    check([f"{src}: {natural} px shown at {shown:.0f} px ({natural / shown:.2f}x)"
+           for src, natural, shown in opened(page).figures
+           if shown > 0 and natural / shown > MAX_SHRINK], "figures shrunk to unreadable text")
 
 
 @pytest.mark.parametrize("page", PAGES)

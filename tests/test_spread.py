@@ -136,3 +136,33 @@ def test_a_unit_recorded_as_failing_stays_failed_in_the_ledger(monkeypatch):
     assert claims.ledger({"results": rows}, profile="x").set_index("claim").loc[3, "holds"] == "not decided"
     monkeypatch.setitem(FAILS, "x", frozenset({("claim3_lowers", "scrub/lp")}))
     assert claims.ledger({"results": rows}, profile="x").set_index("claim").loc[3, "holds"] == "no"
+
+
+def test_one_verdict_per_claim_from_the_chapters_checks(monkeypatch, tmp_path):
+    setting = claims._checks([("original_accuracy", "original", 89.0),
+                              ("probe_gap_retain", "lp", 0.5)])
+    cmf = claims._checks([("claim3_tracks", "rl", 1.0), ("claim3_lowers", "rl/lp", 2.0),
+                          ("claim3_lowers", "salun/lp", -1.0)])
+    monkeypatch.setitem(NOT_DECIDED, "x", frozenset({("claim3_lowers", "salun/lp")}))
+    assert claims.verdict_of(claims.decide(setting, "x")) == ("holds", "2 of 2 checks hold")
+    verdict, counts = claims.verdict_of(claims.decide(cmf, "x"))
+    assert verdict == "holds in part"
+    assert counts == "1 of 3 checks hold, 1 fail, 1 not decided at this scale, 1 unexpected"
+    monkeypatch.setitem(FAILS, "x", frozenset({("claim3_lowers", "rl/lp")}))
+    decided = claims.decide(cmf, "x")
+    assert claims.verdict_of(decided)[1] == ("1 of 3 checks hold, 1 fail (1 measured failing on "
+                                             "every seed, illusion.claims.FAILS), 1 not decided "
+                                             "at this scale")
+    # The banner and the ledger word the same verdict.
+    assert claims.banner(decided, "x", "Claim 3").title == "Claim 3 on 'x': holds in part"
+    monkeypatch.setenv("ILLUSION_RESULTS", str(tmp_path))
+    for chapter, table in {"01_setup": claims.decide(setting, "x"), "05_cmf": decided}.items():
+        (tmp_path / "x" / chapter).mkdir(parents=True)
+        table.to_csv(tmp_path / "x" / chapter / "checks.csv", index=False)
+    ledger = claims.run_ledger("x").set_index("claim")
+    assert ledger["verdict"].to_dict() == {"The setting": "holds", "Claim 3": "holds in part"}
+    assert ledger.loc["Claim 3", "chapters"] == "05_cmf"
+    page = claims.glance_markdown(ledger.reset_index(), "x")
+    assert "| **Claim 3**: " in page and "{doc}`05 <05_cmf>`" in page
+    with pytest.raises(FileNotFoundError, match="'y'"):
+        claims.run_ledger("y")

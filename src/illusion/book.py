@@ -4,6 +4,7 @@ executed by papermill on a profile, and checks of the rendered HTML.
     python -m illusion.book execute --profile default   # book/NN_*.py -> book/NN_*.ipynb, run
     python -m illusion.book execute --profile default --seed 1235   # the same on another seed
     python -m illusion.book prepare --profile smoke --out _build/nbval   # for nbval
+    python -m illusion.book render                      # the executed chapters -> _build/html
     python -m illusion.book check                       # every chapter page rendered, offline
 """
 
@@ -47,21 +48,69 @@ def summary_line(exp) -> str:
             f"{p.model.width}), seed {p.seed}, device {exp.device}")
 
 
-def start(profile: str, overrides: dict | None = None):
+def rerun_commands(chapter: str, profile: str, overrides: dict | None = None) -> str:
+    """The shell commands that re-execute ``chapter`` (``NN_name``) as the book ran it: with
+    ``illusion.book``, and with papermill directly (any other parameters can be given there)."""
+    import json
+    import shlex
+
+    overrides = dict(overrides or {})
+    seed = overrides.pop("seed", None)
+    book = (f".venv/bin/python -m illusion.book execute --profile {profile} --chapter {chapter}"
+            + (f" --seed {seed}" if seed is not None else ""))
+    parameters = f"-p profile {profile}"
+    if overrides or seed is not None:
+        every = overrides | ({"seed": seed} if seed is not None else {})
+        parameters += " -y " + shlex.quote(json.dumps({"overrides": every}))
+    lines = ["make install   # once: .venv with the package and its pinned dependencies"]
+    if overrides:
+        lines.append("# this run's overrides are passed to papermill below")
+    else:
+        lines.append(book)
+        lines.append("# or with papermill, where any parameter can be changed:")
+    lines += [f".venv/bin/jupytext --to ipynb book/{chapter}.py",
+              f".venv/bin/papermill book/{chapter}.ipynb {chapter}.out.ipynb --cwd book "
+              f"{parameters}"]
+    return "\n".join(lines)
+
+
+def significant(value) -> str:
+    """A table cell as the book shows it: a float to four significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def start(profile: str, overrides: dict | None = None, chapter: str | None = None):
     """The opening of every chapter: the :class:`~illusion.experiment.Experiment` of
-    ``profile`` with ``overrides`` (one summary line printed, its resolved configuration
-    displayed folded), the plotting theme, and whether claim checks run (on every profile but
-    ``smoke``)."""
+    ``profile`` with ``overrides`` (one summary line printed; its resolved configuration and,
+    given the ``chapter``'s name, the commands that re-run it displayed folded), the plotting
+    theme, and whether claim checks run (on every profile but ``smoke``)."""
+    import pandas as pd
     import seaborn as sns
     from IPython.display import display
 
     from .experiment import Experiment
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
+    # Four significant digits in every table (88.65, 41.5, 0.0003), not pandas' six decimals.
+    pd.set_option("display.float_format", "{:.4g}".format)
+    pd.set_option("styler.format.formatter", significant)
     exp = Experiment(profile, overrides)
     print(summary_line(exp))
     display(Collapsed("resolved configuration", exp.profile.describe()))
+    if chapter is not None:
+        display(Collapsed("re-run this chapter", rerun_commands(chapter, profile, overrides)))
     return exp, exp.profile.name != "smoke"
+
+
+def show_verdict(decided, profile: str, what: str):
+    """Show a chapter's verdict (:func:`illusion.claims.banner` of its decided checks) where
+    its checks are, and glue it as ``verdict`` (myst-nb), which the chapter's opening pastes
+    with a ``{glue} verdict`` directive, so the page leads with its result."""
+    from myst_nb import glue
+
+    from .claims import banner
+
+    glue("verdict", banner(decided, profile, what))
 
 
 def chapters(book_dir: Path) -> list[Path]:
@@ -69,10 +118,20 @@ def chapters(book_dir: Path) -> list[Path]:
     return sorted(book_dir.glob("[0-9][0-9]_*.py"))
 
 
+# Code cells longer than this many lines are folded on the page (``hide-input``: a click
+# shows them) so their tables and figures get the reader's attention and the page's width.
+LONG_CELL_LINES = 12
+
+
 def to_notebook(source: Path, target: Path):
     import jupytext
 
     notebook = jupytext.read(source)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if (cell.cell_type == "code" and cell.source.count("\n") >= LONG_CELL_LINES
+                and not {"parameters", "hide-input", "remove-input"} & set(tags)):
+            cell.metadata["tags"] = [*tags, "hide-input"]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +193,83 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
         # Written after every chapter, so the reproducibility page sees the ones before it.
         lines = ["chapter,seconds"] + [f"{name},{seconds:.1f}" for name, seconds in timings]
         atomic_write_text("\n".join(lines) + "\n", timings_path(run))
+    write_glance(run)
     return timings
+
+
+def glance_path() -> Path:
+    """The landing page's "results at a glance" (``book/intro.md`` includes it)."""
+    return project_root() / "_build" / "glance.md"
+
+
+def write_glance(run: str) -> Path:
+    """Write the claims ledger of ``run`` (:func:`illusion.claims.run_ledger`) where the
+    landing page includes it; a run whose chapters saved no checks gets a line saying so."""
+    from .claims import glance_markdown, run_ledger
+
+    try:
+        text = glance_markdown(run_ledger(run), run)
+    except FileNotFoundError as missing:
+        text = f"No verdicts: {missing}.\n"
+    atomic_write_text(text, glance_path())
+    return glance_path()
+
+
+def repository() -> tuple[str, str] | None:
+    """The GitHub repository the book is published from, as ``(url, branch)``:
+    ``$ILLUSION_REPOSITORY`` (and ``$ILLUSION_BRANCH``, default ``main``; the publishing
+    workflow sets both), else the ``origin`` remote of the checkout when it is on GitHub, else
+    ``None`` (the book then has no repository or launch buttons: they would point nowhere)."""
+    import os
+    import re
+    import subprocess
+
+    url = os.environ.get("ILLUSION_REPOSITORY", "")
+    branch = os.environ.get("ILLUSION_BRANCH", "")
+    if not url:
+        try:
+            url = subprocess.run(["git", "remote", "get-url", "origin"], cwd=project_root(),
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            branch = branch or subprocess.run(
+                ["git", "branch", "--show-current"], cwd=project_root(), capture_output=True,
+                text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    found = re.fullmatch(r"(?:https://github\.com/|git@github\.com:)([\w.-]+/[\w.-]+?)(?:\.git)?/?",
+                         url)
+    return (f"https://github.com/{found.group(1)}", branch or "main") if found else None
+
+
+def book_config(source: Path, repo: tuple[str, str] | None) -> dict:
+    """The book's ``_config.yml`` with, when the repository is known, a repository button and
+    a Binder launch button on every chapter (Binder builds ``environment.yml`` and runs
+    ``.binder/postBuild``, which makes the chapters' notebooks from their ``.py`` sources)."""
+    import yaml
+
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    if repo is not None:
+        url, branch = repo
+        config["repository"] = {"url": url, "branch": branch, "path_to_book": ""}
+        config.setdefault("html", {})["use_repository_button"] = True
+        config.setdefault("launch_buttons", {}).update(
+            {"binderhub_url": "https://mybinder.org", "notebook_interface": "jupyterlab"})
+    return config
+
+
+def render(root: Path) -> Path:
+    """Render the executed chapters into ``_build/html`` with Jupyter Book, from the book's
+    configuration completed by :func:`book_config` (written to ``_build/_config.yml``)."""
+    import subprocess
+
+    import yaml
+
+    config = root / "_build" / "_config.yml"
+    atomic_write_text(yaml.safe_dump(book_config(root / "_config.yml", repository()),
+                                     sort_keys=False), config)
+    subprocess.run([str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
+                    "--config", str(config), "--warningiserror", "--keep-going", "-q"],
+                   check=True)
+    return root / "_build" / "html"
 
 
 def prepare(profile: str, book_dir: Path, out: Path, only: list[str] | None = None) -> list[Path]:
@@ -201,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
                            help="run on this seed instead of the profile's (own results folder)")
         if name == "prepare":
             p.add_argument("--out", type=Path, required=True)
+    sub.add_parser("render")
     sub.add_parser("check")
     args = parser.parse_args(argv)
     root = project_root()
@@ -209,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
         execute(args.profile, book_dir, args.chapter, args.seed)
     elif args.command == "prepare":
         prepare(args.profile, book_dir, args.out, args.chapter)
+    elif args.command == "render":
+        render(root)
     else:
         check(book_dir, root / "_build" / "html")
 

@@ -510,12 +510,13 @@ CLAIMS: dict[int, tuple[Callable[..., Verdict], str, tuple[str, ...]]] = {
     4: (claim_4, "relearning", ("results",)),
 }
 STATEMENTS = {
-    1: "Standard MU methods reach ~0 output forget accuracy while the penultimate features "
+    "setup": "A strong Original, and a fast linear probe that agrees with the paper's SGD probe",
+    "1": "Standard MU methods reach ~0 output forget accuracy while the penultimate features "
        "stay discriminative (feature-classifier misalignment)",
-    2: "Under neural collapse, changing only the classifier suffices: classifier-only "
+    "2": "Under neural collapse, changing only the classifier suffices: classifier-only "
        "unlearning gives 0 forget and unchanged retain accuracy",
-    3: "A class-mean-feature (CMF) classifier removes the classifier shortcut",
-    4: "Output-level success hides information that simple fine-tuning brings back",
+    "3": "A class-mean-feature (CMF) classifier removes the classifier shortcut",
+    "4": "Output-level success hides information that simple fine-tuning brings back",
 }
 
 
@@ -538,7 +539,7 @@ def ledger(tables: Mapping[str, pd.DataFrame],
     verdicts = []
     for claim, (check, needs, extra) in CLAIMS.items():
         if tables.get(needs) is None:
-            verdicts.append(Verdict(claim, STATEMENTS[claim], "", f"no {needs!r} table",
+            verdicts.append(Verdict(claim, STATEMENTS[str(claim)], "", f"no {needs!r} table",
                                     "not run"))
             continue
         kwargs = {name: tables[name] for name in extra if tables.get(name) is not None}
@@ -550,7 +551,7 @@ def ledger(tables: Mapping[str, pd.DataFrame],
                 verdict, units=units, holds=holds(units),
                 ours=verdict.ours + "; not decided at this scale: " + ", ".join(sorted(undecided)))
         verdicts.append(verdict)
-    return pd.DataFrame([{"claim": v.claim, "claim_text": STATEMENTS[v.claim],
+    return pd.DataFrame([{"claim": v.claim, "claim_text": STATEMENTS[str(v.claim)],
                           "statement": v.statement, "paper": v.paper, "ours": v.ours,
                           "holds": v.holds} for v in verdicts])
 
@@ -893,13 +894,88 @@ def report(decided: pd.DataFrame, profile: str) -> pd.DataFrame:
     return shown
 
 
-def summary(decided: pd.DataFrame) -> str:
-    """One line: how many checks got each verdict, and how many failures were expected."""
-    counts = decided["verdict"].value_counts()
-    recorded = int(((decided["expected"] == "fails") & (decided["verdict"] == "fails")).sum())
-    parts = [f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0)]
-    return (", ".join(parts) + (f" ({recorded} of the failures measured on every seed, "
-                                f"recorded in illusion.claims.FAILS)" if recorded else ""))
+# --------------------------------------------------------------------------------------------
+# One verdict per claim: every chapter's banner, the ledger and the landing page read it here
+
+# The claims in reading order ("setup": the setting's checks of chapter 1).
+CLAIM_ORDER = ("setup", "1", "2", "3", "4")
+
+
+def claim_title(claim: str) -> str:
+    return "The setting" if claim == "setup" else f"Claim {claim}"
+
+
+def verdict_of(decided: pd.DataFrame) -> tuple[str, str]:
+    """The verdict of a set of decided checks (:func:`decide`) and the counts behind it:
+    ``holds`` when every check that applies holds, ``fails`` when every one fails, ``holds in
+    part`` when some hold and some fail, ``holds where decided`` when none fails but some are
+    not decided, ``not decided`` when none is decided, ``not applicable`` when none applies."""
+    applies = decided[decided["verdict"] != "not applicable"]
+    counts = applies["verdict"].value_counts()
+    n, held = len(applies), int(counts.get("holds", 0))
+    failed, undecided = int(counts.get("fails", 0)), int(counts.get("not decided", 0))
+    if n == 0:
+        return "not applicable", "no check applies"
+    verdict = ("holds" if held == n else "fails" if failed == n else
+               "not decided" if undecided == n else "holds in part" if failed else
+               "holds where decided")
+    recorded = int(((applies["expected"] == "fails") & (applies["verdict"] == "fails")).sum())
+    parts = [f"{held} of {n} checks hold"]
+    if failed:
+        parts.append(f"{failed} fail" + (f" ({recorded} measured failing on every seed, "
+                                          f"illusion.claims.FAILS)" if recorded else ""))
+    if undecided:
+        parts.append(f"{undecided} not decided at this scale")
+    unexpected = int((applies["verdict"] != applies["expected"]).sum())
+    if unexpected:
+        parts.append(f"{unexpected} unexpected")
+    return verdict, ", ".join(parts)
+
+
+def verdicts(decided: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim of ``decided`` (checks of one or several chapters, with a
+    ``chapter`` column where it has one): claim, statement, verdict, the counts behind it
+    (:func:`verdict_of`) and the chapters that computed it."""
+    rows = []
+    for claim in [c for c in CLAIM_ORDER if c in set(decided["claim"].astype(str))]:
+        mine = decided[decided["claim"].astype(str) == claim]
+        verdict, counts = verdict_of(mine)
+        chapters = sorted(mine["chapter"].unique()) if "chapter" in mine else []
+        rows.append({"claim": claim_title(claim), "statement": STATEMENTS[claim],
+                     "verdict": verdict, "checks": counts, "chapters": ", ".join(chapters)})
+    return pd.DataFrame(rows, columns=["claim", "statement", "verdict", "checks", "chapters"])
+
+
+def run_ledger(run: str) -> pd.DataFrame:
+    """The claims ledger of a finished book run (``run``: its results folder,
+    :func:`illusion.results.run_name`): :func:`verdicts` of the checks every chapter saved as
+    ``checks.csv``, so a chapter's banner and the ledger cannot disagree."""
+    from .paths import results_dir
+
+    saved = sorted((results_dir() / run).glob("*/checks.csv"))
+    if not saved:
+        raise FileNotFoundError(f"no chapter of run {run!r} saved its checks under "
+                                f"{results_dir() / run}: execute the book first")
+    checks = pd.concat([pd.read_csv(path, keep_default_na=False, na_values=[""],
+                                    dtype={"claim": str, "subject": str})
+                        .assign(chapter=path.parent.name) for path in saved], ignore_index=True)
+    return verdicts(checks)
+
+
+def glance_markdown(ledger: pd.DataFrame, run: str) -> str:
+    """The landing page's "results at a glance": a Markdown table of :func:`run_ledger`, each
+    claim linked to the chapters that decide it."""
+    def link(chapter: str) -> str:
+        return f"{{doc}}`{chapter[:2]} <{chapter}>`"
+
+    lines = [f"Verdicts of the run `{run}`, computed by the chapters' own checks "
+             f"(`illusion.claims`):", "",
+             "| claim | verdict | checks | chapters |", "|---|---|---|---|"]
+    for row in ledger.itertuples():
+        chapters = ", ".join(link(c.strip()) for c in row.chapters.split(",") if c.strip())
+        lines.append(f"| **{row.claim}**: {row.statement} | **{row.verdict}** | {row.checks} "
+                     f"| {chapters} |")
+    return "\n".join(lines) + "\n"
 
 
 class Banner:
@@ -920,14 +996,10 @@ class Banner:
 
 
 def banner(decided: pd.DataFrame, profile: str, what: str) -> Banner:
-    """The verdict of a chapter's checks (:func:`decide`) on ``profile``: ``tip`` when every
-    decided check got its expected verdict and none is undecided, ``warning`` when some are not
+    """The verdict of a chapter's checks (:func:`verdict_of`, as the ledger words it) on
+    ``profile``: ``tip`` when every check holds as expected, ``warning`` when some are not
     decided or fail as measured on every seed, ``danger`` when a verdict is unexpected."""
+    verdict, counts = verdict_of(decided)
     unexpected = int((decided["verdict"] != decided["expected"]).sum())
-    undecided = int((decided["verdict"] == "not decided").sum())
-    recorded = int(((decided["expected"] == "fails") & (decided["verdict"] == "fails")).sum())
-    kind = "danger" if unexpected else "warning" if undecided or recorded else "tip"
-    title = (f"{what} on {profile!r}: " + ("an unexpected verdict" if unexpected else
-                                            "holds" if kind == "tip" else
-                                            "holds in part" if recorded else "not decided in part"))
-    return Banner(title, summary(decided), kind)
+    kind = "danger" if unexpected else "tip" if verdict == "holds" else "warning"
+    return Banner(f"{what} on {profile!r}: {verdict}", counts, kind)

@@ -26,10 +26,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import device
 from .config import SGD_SCHEDULES, ForgetSet, HeadConfig
 from .data import Split, augment
 from .models import INFERENCE_BATCH_SIZE
-from .train import autocast
 
 HEADS = ("output", "lp", "ncc")
 GEOMETRIES = ("model", "raw")
@@ -57,28 +57,22 @@ class Augmentation:
     seed: int
 
 
-@torch.no_grad()
 def extract(model: nn.Module, split: Split, batch_size: int = INFERENCE_BATCH_SIZE,
             with_logits: bool = False, augmentation: Augmentation | None = None
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Penultimate features (float32) of a split in eval mode; logits from the same pass.
-    With ``augmentation`` every image is augmented once (the authors' feature extraction)."""
-    was_training = model.training
-    model.eval()
-    device = split.x.device
+    """Penultimate features (float32) of a split in eval mode, under bf16 autocast on CUDA;
+    logits from the same pass. With ``augmentation`` every image is augmented once (the
+    authors' feature extraction)."""
     generator = torch.Generator().manual_seed(augmentation.seed) if augmentation else None
-    feats, logits = [], []
-    with autocast(device):
-        for start in range(0, len(split), batch_size):
-            x = split.x[start:start + batch_size]
-            if augmentation:
-                x = augment(x, augmentation.padding, augmentation.flip, generator)
-            f = model.features(x)
-            feats.append(f.float())
-            if with_logits:
-                logits.append(model.fc(f).float())
-    model.train(was_training)
-    return torch.cat(feats), (torch.cat(logits) if with_logits else None)
+
+    def compute(x: torch.Tensor):
+        if augmentation:
+            x = augment(x, augmentation.padding, augmentation.flip, generator)
+        f = model.features(x)
+        return (f.float(), model.fc(f).float()) if with_logits else f.float()
+
+    out = device.extract(model, split.x, compute, batch_size, mixed_precision=True)
+    return out if with_logits else (out, None)
 
 
 def features(model: nn.Module, train: Split, test: Split,

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..data import ForgetSplit, Split, augment, batches
+from ..device import evaluating
 from . import Context, register
 from ._loop import concat, run_epochs
 
@@ -31,18 +32,16 @@ def error_maximising_noise(model: nn.Module, shape: tuple[int, ...], label: int,
                            lr: float, generator: torch.Generator) -> torch.Tensor:
     """A batch of inputs of ``shape`` that the model finds maximally unlike class ``label``."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()  # BatchNorm statistics must not see the noise
     noise = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([noise], lr=lr)
     target = torch.full((shape[0],), label, dtype=torch.long, device=device)
-    for _ in range(steps):
-        loss = (-nn.functional.cross_entropy(model(noise), target)
-                + 0.1 * noise.square().flatten(1).sum(1).mean())
-        (grad,) = torch.autograd.grad(loss, [noise])  # no gradient reaches the model
-        noise.grad = grad
-        optimizer.step()
-    model.train(was_training)
+    with evaluating(model):  # BatchNorm statistics must not see the noise
+        for _ in range(steps):
+            loss = (-nn.functional.cross_entropy(model(noise), target)
+                    + 0.1 * noise.square().flatten(1).sum(1).mean())
+            (grad,) = torch.autograd.grad(loss, [noise])  # no gradient reaches the model
+            noise.grad = grad
+            optimizer.step()
     return noise.detach()
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..config import MethodConfig
-from ..data import ForgetSplit, Split, augment, batches
+from ..data import ForgetSplit, Split, augment, batches, per_class_sample
 from ..device import evaluating
 from . import Context, register
 from ._loop import concat, run_epochs
@@ -45,14 +45,6 @@ def error_maximising_noise(model: nn.Module, shape: tuple[int, ...], label: int,
     return noise.detach()
 
 
-def per_class_subset(split: Split, per_class: int, generator: torch.Generator) -> Split:
-    """A random subset with at most ``per_class`` images of every class present."""
-    order = torch.randperm(len(split), generator=generator).to(split.y.device)
-    y = split.y[order]
-    keep = torch.cat([order[y == c][:per_class] for c in torch.unique(split.y)])
-    return Split(split.x[keep], split.y[keep])
-
-
 @register("unsir", baseline=True, image_only=True,
           options=("noise_lr", "noise_steps", "retain_per_class", "noise_repeats", "impair_lr"))
 def unsir(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context) -> nn.Module:
@@ -69,7 +61,8 @@ def unsir(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context)
         x = error_maximising_noise(model, shape, c, steps, noise_lr, ctx.generator)
         y = torch.full((len(x),), c, dtype=torch.long, device=x.device)
         noises.append(Split(x.repeat(repeats, *[1] * (x.dim() - 1)), y.repeat(repeats)))
-    retain = per_class_subset(split.retain_train, per_class, ctx.generator)
+    keep = per_class_sample(split.retain_train.y, per_class, ctx.generator)
+    retain = Split(split.retain_train.x[keep], split.retain_train.y[keep])
     if ctx.crop_padding or ctx.flip:
         retain = Split(augment(retain.x, ctx.crop_padding, ctx.flip, ctx.generator), retain.y)
     impair = concat(*noises, retain)

@@ -197,6 +197,23 @@ def split_accuracy(pred: torch.Tensor, y: torch.Tensor, forget: ForgetSet) -> di
     return {"retain": mean(~is_forget), "forget": mean(is_forget)}
 
 
+def layerwise_probe(model: nn.Module, train: Split, test: Split, forget: ForgetSet,
+                    cfg: HeadConfig) -> pd.DataFrame:
+    """A linear probe (L-BFGS) on the pooled output of the stem and of each stage (tidy:
+    stage, split, accuracy): where in the network the forgotten classes stay separable."""
+    parts = [device.extract(model, s.x, lambda x: [f.float() for f in model.stage_features(x)])
+             for s in (train, test)]
+    rows = []
+    names = ["stem"] + [f"stage {i}" for i in range(1, len(parts[0]))]
+    for name, train_f, test_f in zip(names, *parts):
+        probe = fit_linear_probe(train_f, train.y, model.fc.out_features, cfg, "lbfgs")
+        with torch.no_grad():
+            pred = probe(test_f).argmax(1)
+        for split, acc in split_accuracy(pred, test.y, forget).items():
+            rows.append({"stage": name, "split": split, "accuracy": acc})
+    return pd.DataFrame(rows)
+
+
 class Head:
     """An evaluation head in scikit-learn's shape: ``fit(x, y)`` on the training split,
     ``predict(x)`` the class of every row of another. ``reads`` says which tensors of

@@ -37,6 +37,14 @@ def save(table: pd.DataFrame, profile: str | Profile, chapter: str, name: str) -
     return str(path)
 
 
+def labelled(table: pd.DataFrame, **columns) -> pd.DataFrame:
+    """``table`` (changed in place) with ``columns``, one value each, as its first columns in
+    the order given: where its rows come from (``model``, ``variant``, ``forget_set``)."""
+    for position, (name, value) in enumerate(columns.items()):
+        table.insert(position, name, value)
+    return table
+
+
 def with_bucket(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Add the ``bucket`` column (``single``/``multi``) of each row's forget set."""
     buckets = {fs.name: b for b, sets in profile.buckets.items() for fs in sets}

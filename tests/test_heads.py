@@ -88,3 +88,38 @@ def test_cmf_models_are_measured_in_their_head_geometry():
         torch.nn.functional.normalize(x.double(), dim=1) - cmf_model.fc.mu, dim=1).float()
     torch.testing.assert_close(z.train, expected) and torch.testing.assert_close(z.test, expected)
     assert torch.equal(z.train_logits, feats.train_logits)  # the output head is unchanged
+
+
+def test_a_new_head_is_one_registered_class():
+    from illusion.heads import HEADS, Head, register, representation_heads
+
+    @register
+    class FarthestMean(Head):  # wrong on every well-separated cluster
+        name = "farthest"
+
+        def fit(self, x, y):
+            self.means_ = class_means(x, y, self.num_classes)
+            return self
+
+        def predict(self, x):
+            return torch.cdist(x, self.means_).argmax(1)
+
+    try:
+        x, y, _ = clusters()
+        feats = Features(x, y, x, x, y, x, 4)
+        table = evaluate_features(feats, ForgetSet((2,)), HeadConfig())
+        assert table["head"].unique().tolist() == ["output", "lp", "ncc", "farthest"]
+        assert (table.loc[table["head"] == "farthest", "accuracy"] == 0).all()
+        assert representation_heads() == ("lp", "ncc", "farthest")
+    finally:
+        del HEADS["farthest"]
+
+
+def test_evaluating_restores_every_module_own_mode():
+    from illusion.device import evaluating
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).train()
+    model[1].eval()  # a caller holding BatchNorm in eval mode while the rest trains
+    with evaluating(model):
+        assert not any(m.training for m in model.modules())
+    assert model.training and model[0].training and not model[1].training

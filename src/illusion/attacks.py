@@ -34,8 +34,9 @@ import torch
 from torch import nn
 
 from .data import ForgetSplit, Split, batches
+from .device import autocast
 from .heads import Features, extract
-from .train import SMALLER_LR, accuracy, autocast, check_finite, check_step_loss
+from .train import SMALLER_LR, accuracy, check_finite, check_step_loss
 
 CURVE_COLUMNS = ("attack", "step", "forget_accuracy", "retain_accuracy")
 

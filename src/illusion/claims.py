@@ -29,6 +29,8 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
+from .heads import representation_heads
+
 HOLDS = ("yes", "partial", "no", "not decided", "not run")
 REFERENCE_MODELS = ("original", "retrain")
 
@@ -241,9 +243,10 @@ def _per_set(rows: pd.DataFrame, head: str, split: str, forget_sets) -> pd.Serie
     return sel.assign(fs=sel["forget_set"].astype(str)).groupby("fs")["accuracy"].mean()
 
 
-def _heads(rows: pd.DataFrame, *others: pd.DataFrame, among=("lp", "ncc")) -> list[str]:
+def _heads(rows: pd.DataFrame, *others: pd.DataFrame) -> list[str]:
     """Representation heads present for every table given."""
-    return [h for h in among if all((t["head"] == h).any() for t in (rows, *others))]
+    return [h for h in representation_heads()
+            if all((t["head"] == h).any() for t in (rows, *others))]
 
 
 def _methods(table: pd.DataFrame, variant: str, methods=None) -> list[str]:
@@ -632,7 +635,7 @@ def misalignment_checks(results: pd.DataFrame, methods=("rl", "salun")) -> pd.Da
         rows += [("claim1_output_forget", m, mean[m, "output", "forget"]),
                  ("claim1_output_retain_change", m,
                   abs(mean[m, "output", "retain"] - mean["original", "output", "retain"]))]
-        for h in ("lp", "ncc"):
+        for h in representation_heads():
             rows += [("claim1_above_retrain", f"{m}/{h}",
                       mean[m, h, "forget"] - mean["retrain", h, "forget"]),
                      ("claim1_below_original", f"{m}/{h}",
@@ -685,7 +688,7 @@ def classifier_only_checks(results: pd.DataFrame, geometry: pd.DataFrame,
                  ("claim2_retain_alignment_change", m, change["alignment_retain"], applies),
                  ("claim2_nc4_forget_change", m, change["nc4_forget"], applies),
                  ("claim2_nc4_retain_change", m, change["nc4_retain"], applies)]
-    heads = results[results["head"].isin(["lp", "ncc"])].assign(
+    heads = results[results["head"].isin(representation_heads())].assign(
         forget_set=lambda t: t["forget_set"].astype(str))
     keys = ["forget_set", "head", "split"]
     base = heads[heads["model"] == "original"].set_index(keys)["accuracy"]

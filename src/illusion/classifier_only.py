@@ -32,6 +32,7 @@ from torch import nn
 
 from .config import MethodConfig
 from .data import ForgetSplit, Split
+from .device import extract, synchronize
 from .models import INFERENCE_BATCH_SIZE
 from .unlearn import Context, Hook, get_method, having, traits, unlearn
 
@@ -105,19 +106,14 @@ def classifier_context(ctx: Context, protocol: str = "cached", **changes) -> Con
     return dataclasses.replace(ctx, parameters=_classifier_parameters, train_mode=mode, **changes)
 
 
-@torch.no_grad()
 def float32_features(model: nn.Module, split: Split,
                      batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
     """Penultimate features in eval mode and float32. Unlike :func:`illusion.heads.extract`
     there is no bf16 autocast on CUDA: the methods train in float32, and the fast path must
     see the features the image path computes."""
-    was_training = model.training
-    model.eval()
-    chunks = [model.features(split.x[i:i + batch_size]).float()
-              for i in range(0, len(split), batch_size)]
-    out = torch.cat(chunks) if chunks else split.x.new_zeros(0, model.fc.in_features)
-    model.train(was_training)
-    return out
+    if len(split) == 0:
+        return split.x.new_zeros(0, model.fc.in_features)
+    return extract(model, split.x, lambda x: model.features(x).float(), batch_size)
 
 
 def feature_split(model: nn.Module, split: ForgetSplit,
@@ -126,11 +122,6 @@ def feature_split(model: nn.Module, split: ForgetSplit,
     def part(s: Split) -> Split:
         return Split(float32_features(model, s, batch_size), s.y)
     return ForgetSplit(split.forget_set, *(part(getattr(split, name)) for name in SPLIT_PARTS))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _unfreeze(model: nn.Module) -> nn.Module:
@@ -181,10 +172,10 @@ def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
         return _unfreeze(_restore_running_statistics(learnt)), seconds
 
     device = next(model.parameters()).device
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     cached = features if features is not None else feature_split(model, split)
-    _sync(device)
+    synchronize(device)
     extract_seconds = time.perf_counter() - start
     full = copy.deepcopy(model)  # the backbone the learnt classifier is put back on
 

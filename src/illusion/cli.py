@@ -293,25 +293,21 @@ def _check_out(out: Path) -> None:
 
 def _geometry(name: str, feats, W: torch.Tensor, b: torch.Tensor | None,
               forget_set: ForgetSet, seed: int) -> tuple[list[dict], pd.DataFrame]:
-    """NC metrics, alignment cosines and MIA of one model from its cached features."""
-    from .geometry import alignment_cosines, nc_metrics
-    from .mia import mia_efficacy
+    """NC metrics, alignment cosines and MIA of one model from its cached features, as
+    :meth:`illusion.experiment.Experiment.metrics` measures the last two."""
+    from .geometry import alignment_by_class, nc_metrics
+    from .mia import mia_by_protocol, roles
+    from .results import labelled
 
     rows = [{"model": name, "metric": k, "value": v}
             for k, v in nc_metrics(feats.train, feats.train_y, W, b).items()]
-    cosines = alignment_cosines(feats.train, feats.train_y, W)
-    cosines = cosines.assign(forget=cosines["class"].isin(forget_set.classes))
-    cosines.insert(0, "model", name)
+    cosines = labelled(alignment_by_class(feats.train, feats.train_y, W, forget_set.classes),
+                       model=name)
     is_forget = cosines["forget"]
     rows += [{"model": name, "metric": "cos_forget", "value": cosines["cosine"][is_forget].mean()},
              {"model": name, "metric": "cos_retain", "value": cosines["cosine"][~is_forget].mean()}]
-    forget = torch.tensor(forget_set.classes, device=feats.train_y.device)
-    in_forget = torch.isin(feats.train_y, forget)
-    test_retain = ~torch.isin(feats.test_y, forget)
     # Members: D_r; non-members: test images of the retain classes; target: D_f.
-    mia = mia_efficacy(feats.train_logits[~in_forget], feats.train_y[~in_forget],
-                       feats.test_logits[test_retain], feats.test_y[test_retain],
-                       feats.train_logits[in_forget], feats.train_y[in_forget], seed=seed)
+    mia = mia_by_protocol("salun", **roles(feats, forget_set.classes), seed=seed)
     rows.append({"model": name, "metric": "mia_efficacy", "value": mia})
     return rows, cosines
 
@@ -325,6 +321,7 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
     ``profile``. ``attack_steps=0`` skips relearning."""
     from .attacks import run_attacks, recovery_table
     from .heads import evaluate_features, features, head_geometry
+    from .results import labelled
 
     if dataset not in SOURCES:
         raise AuditError(f"unknown dataset {dataset!r}; valid choices: {sorted(SOURCES)}")
@@ -393,9 +390,7 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
                              f"{tuple(data.train.x.shape[1:])}: {str(error).splitlines()[0]}") from None
         bar.update()
         bar.set_postfix_str(f"{name}: heads")
-        table = evaluate_features(feats, forget_set, settings.heads)
-        table.insert(0, "model", name)
-        heads.append(table)
+        heads.append(labelled(evaluate_features(feats, forget_set, settings.heads), model=name))
         bar.update()
         bar.set_postfix_str(f"{name}: geometry")
         W = model.fc.weight.detach().float()
@@ -410,11 +405,8 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
             curve = run_attacks(model, split, steps=attack_steps, lr=attack_lr,
                                 batch_size=settings.original.batch_size,
                                 eval_every=max(1, attack_steps // 10), seed=seed, shots=shots)
-            curve.insert(0, "model", name)
-            curves.append(curve)
-            auc = recovery_table(curve, by=("attack",))
-            auc.insert(0, "model", name)
-            recovery.append(auc)
+            curves.append(labelled(curve, model=name))
+            recovery.append(labelled(recovery_table(curve, by=("attack",)), model=name))
             bar.update()
     bar.close()
 

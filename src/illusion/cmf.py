@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from .config import MethodConfig
 from .data import ForgetSplit, Split
+from .device import synchronize
 from .heads import class_means, extract
 from .models import INFERENCE_BATCH_SIZE
 from .unlearn import Context, unlearn
@@ -130,12 +131,7 @@ def recompute(model: nn.Module, train: Split, batch_size: int = INFERENCE_BATCH_
     """Recompute the CMF head of ``model`` in place from the features (eval mode, no gradient)
     of the whole split ``train``, true labels."""
     head = _require_cmf(model)
-    # extract() restores model.train(was_training) wholesale; keep every module's own mode
-    # instead (a caller may hold BatchNorm in eval mode while training).
-    modes = {m: m.training for m in model.modules()}
     feats, _ = extract(model, train, batch_size)
-    for m, training in modes.items():
-        m.training = training
     fresh = class_mean_classifier(feats, train.y, head.out_features, head.reading)
     head.weight.copy_(fresh.weight)
     head.mu.copy_(fresh.mu)
@@ -192,12 +188,6 @@ def prepare(model: nn.Module, train: Split, cfg: MethodConfig, ctx: Context | No
     return recompute(model, train).eval()
 
 
-def _synchronize(model: nn.Module) -> None:
-    device = next(model.parameters()).device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
         ctx: Context | None = None) -> tuple[nn.Module, float]:
     """CMF unlearning (Algorithm 2): the registered method ``name``, unchanged, on a copy of
@@ -210,5 +200,5 @@ def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
     model, seconds = unlearn(name, model, split, cfg, _cmf_context(ctx, train))
     start = time.perf_counter()
     recompute(model, train)
-    _synchronize(model)
+    synchronize(next(model.parameters()).device)
     return model.eval(), seconds + time.perf_counter() - start

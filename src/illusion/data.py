@@ -416,6 +416,15 @@ def stratified_indices(labels: np.ndarray, per_class: int | None, rng: np.random
     return np.sort(np.concatenate(chosen))
 
 
+def per_class_sample(y: torch.Tensor, per_class: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of at most ``per_class`` random samples of every class in ``y``: one shuffle of
+    the whole set drawn from ``generator``, then the first ``per_class`` of each class, class
+    by class (so the generator advances as one ``randperm`` of ``len(y)``)."""
+    order = torch.randperm(len(y), generator=generator).to(y.device)
+    shuffled = y[order]
+    return torch.cat([order[shuffled == c][:per_class] for c in torch.unique(y)])
+
+
 def load_dataset(cfg: DataConfig, device: str | torch.device = "cpu") -> Dataset:
     """Load, subset (stratified, seeded), split off validation, normalise, move to ``device``."""
     if cfg.name not in SOURCES:

@@ -27,11 +27,12 @@ from . import classifier_only, cmf
 from .attacks import run_attacks
 from .config import PROFILES, ForgetSet, Profile, SettingError, get_profile, resolve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget, stratified_indices
-from .geometry import alignment_cosines
+from .geometry import alignment_by_class
 from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
-                    fit_linear_probe, head_geometry, split_accuracy)
-from .mia import mia_efficacy
-from .models import INFERENCE_BATCH_SIZE, build_model
+                    head_geometry, layerwise_probe)
+from .mia import mia_by_protocol, roles
+from .models import build_model
+from .results import labelled
 from .store import Store, spec_key
 from .train import DivergedError, check_finite, fit, resolve_device
 from .unlearn import METHODS, Context, check_options, having, unlearn
@@ -61,6 +62,11 @@ class Trained:
     @property
     def label(self) -> str:
         return model_label(self.name, self.variant, self.forget_set)
+
+    def provenance(self, forget_set: ForgetSet) -> dict[str, str]:
+        """The leading columns of its tables measured on ``forget_set``
+        (:func:`illusion.results.labelled`)."""
+        return {"model": self.name, "variant": self.variant, "forget_set": forget_set.name}
 
 
 def model_label(name: str, variant: str, forget_set: ForgetSet | None) -> str:
@@ -394,10 +400,7 @@ class Experiment:
             table = evaluate_features(self.features(trained, geometry), forget_set, heads_cfg,
                                       heads, lp)
             table.loc[table["head"] == "output", "seconds"] = trained.seconds
-            table.insert(0, "model", trained.name)
-            table.insert(1, "variant", trained.variant)
-            table.insert(2, "forget_set", forget_set.name)
-            return table
+            return labelled(table, **trained.provenance(forget_set))
         return self.store.table("evaluations", spec, compute)
 
     def metrics(self, trained: Trained, forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
@@ -415,18 +418,14 @@ class Experiment:
 
         def compute() -> pd.DataFrame:
             f = self.features(trained, "model")
-            forget = torch.tensor(forget_set.classes, device=f.train_y.device)
-            in_train, in_test = torch.isin(f.train_y, forget), torch.isin(f.test_y, forget)
-            mia = mia_efficacy(f.train_logits[~in_train], f.train_y[~in_train],
-                               f.test_logits[~in_test], f.test_y[~in_test],
-                               f.train_logits[in_train], f.train_y[in_train], seed=self.profile.seed)
-            cos = alignment_cosines(f.train, f.train_y, trained.model.fc.weight.detach())
-            is_forget = cos["class"].isin(forget_set.classes)
-            rows = [("mia", mia), ("alignment_forget", cos.loc[is_forget, "cosine"].mean()),
-                    ("alignment_retain", cos.loc[~is_forget, "cosine"].mean())]
-            return pd.DataFrame({"model": trained.name, "variant": trained.variant,
-                                 "forget_set": forget_set.name, "metric": [r[0] for r in rows],
-                                 "value": [float(r[1]) for r in rows]})
+            mia = mia_by_protocol("salun", **roles(f, forget_set.classes), seed=self.profile.seed)
+            cos = alignment_by_class(f.train, f.train_y, trained.model.fc.weight.detach(),
+                                     forget_set.classes)
+            rows = [("mia", mia), ("alignment_forget", cos.loc[cos["forget"], "cosine"].mean()),
+                    ("alignment_retain", cos.loc[~cos["forget"], "cosine"].mean())]
+            table = pd.DataFrame({"metric": [r[0] for r in rows],
+                                  "value": [float(r[1]) for r in rows]})
+            return labelled(table, **trained.provenance(forget_set))
         return self.store.table("metrics", spec, compute)
 
     def layerwise(self, trained: Trained, forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
@@ -438,25 +437,9 @@ class Experiment:
                 "config": self.profile.heads}
 
         def compute() -> pd.DataFrame:
-            stages = {}
-            for part, split in (("train", self.data.whole_train), ("test", self.data.test)):
-                with torch.no_grad():
-                    trained.model.eval()
-                    chunks = [trained.model.stage_features(split.x[i:i + INFERENCE_BATCH_SIZE])
-                              for i in range(0, len(split), INFERENCE_BATCH_SIZE)]
-                stages[part] = [torch.cat([c[s] for c in chunks]).float() for s in range(len(chunks[0]))]
-            rows = []
-            names = ["stem"] + [f"stage {i}" for i in range(1, len(stages["train"]))]
-            for name, train_f, test_f in zip(names, stages["train"], stages["test"]):
-                probe = fit_linear_probe(train_f, self.data.whole_train.y, self.data.num_classes,
-                                         self.profile.heads, "lbfgs")
-                with torch.no_grad():
-                    pred = probe(test_f).argmax(1)
-                for split, acc in split_accuracy(pred, self.data.test.y, forget_set).items():
-                    rows.append({"model": trained.name, "variant": trained.variant,
-                                 "forget_set": forget_set.name, "stage": name, "split": split,
-                                 "accuracy": acc})
-            return pd.DataFrame(rows)
+            table = layerwise_probe(trained.model, self.data.whole_train, self.data.test,
+                                    forget_set, self.profile.heads)
+            return labelled(table, **trained.provenance(forget_set))
         return self.store.table("layerwise", spec, compute)
 
     def unlearning_curve(self, method: str, forget_set: ForgetSet | int | str,
@@ -551,10 +534,7 @@ class Experiment:
                                  eval_every=budget.eval_every, seed=self.profile.seed,
                                  shots=budget.shots, train=self.data.whole_train,
                                  features=self.features(trained))
-            curves.insert(0, "model", trained.name)
-            curves.insert(1, "variant", trained.variant)
-            curves.insert(2, "forget_set", forget_set.name)
-            return curves
+            return labelled(curves, **trained.provenance(forget_set))
         return self.store.table("relearning", spec, compute)
 
 

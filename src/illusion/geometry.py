@@ -238,6 +238,13 @@ def alignment_cosines(features, labels, W, classes: Iterable[int] | None = None)
     return table
 
 
+def alignment_by_class(features, labels, W, forget_classes: Iterable[int]) -> pd.DataFrame:
+    """:func:`alignment_cosines` of every class, with a ``forget`` column (the class is one of
+    ``forget_classes``)."""
+    cosines = alignment_cosines(features, labels, W)
+    return cosines.assign(forget=cosines["class"].isin(forget_classes))
+
+
 def simplex_etf(K: int, d: int, seed: int = 0) -> torch.Tensor:
     """K x d float64 matrix whose rows form a simplex ETF: unit norm, pairwise inner products
     -1/(K-1), summing to zero; randomly rotated into R^d (needs d >= K-1)."""

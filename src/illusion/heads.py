@@ -11,6 +11,10 @@ every head reuses them. Accuracies are in percent on the test images of the reta
   best epoch on a 90/10 split).
 - ncc: class means of the training features (all classes), Euclidean-nearest mean.
 
+Each head is a :class:`Head` (``fit``/``predict``, scikit-learn's shape) in the registry
+:data:`HEADS`, which evaluations, the results tables and the claim checks all read: a new head
+is one registered class.
+
 A model with a CMF head is measured in its head's own geometry, as the authors do: LP and NCC
 fit on ẑ = normalize(normalize(f) − μ), the features the CMF head classifies
 (:func:`head_geometry`); ``geometry="raw"`` keeps the raw features as a second view.
@@ -26,12 +30,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import device
 from .config import SGD_SCHEDULES, ForgetSet, HeadConfig
 from .data import Split, augment
 from .models import INFERENCE_BATCH_SIZE
-from .train import autocast
 
-HEADS = ("output", "lp", "ncc")
 GEOMETRIES = ("model", "raw")
 
 
@@ -57,28 +60,22 @@ class Augmentation:
     seed: int
 
 
-@torch.no_grad()
 def extract(model: nn.Module, split: Split, batch_size: int = INFERENCE_BATCH_SIZE,
             with_logits: bool = False, augmentation: Augmentation | None = None
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Penultimate features (float32) of a split in eval mode; logits from the same pass.
-    With ``augmentation`` every image is augmented once (the authors' feature extraction)."""
-    was_training = model.training
-    model.eval()
-    device = split.x.device
+    """Penultimate features (float32) of a split in eval mode, under bf16 autocast on CUDA;
+    logits from the same pass. With ``augmentation`` every image is augmented once (the
+    authors' feature extraction)."""
     generator = torch.Generator().manual_seed(augmentation.seed) if augmentation else None
-    feats, logits = [], []
-    with autocast(device):
-        for start in range(0, len(split), batch_size):
-            x = split.x[start:start + batch_size]
-            if augmentation:
-                x = augment(x, augmentation.padding, augmentation.flip, generator)
-            f = model.features(x)
-            feats.append(f.float())
-            if with_logits:
-                logits.append(model.fc(f).float())
-    model.train(was_training)
-    return torch.cat(feats), (torch.cat(logits) if with_logits else None)
+
+    def compute(x: torch.Tensor):
+        if augmentation:
+            x = augment(x, augmentation.padding, augmentation.flip, generator)
+        f = model.features(x)
+        return (f.float(), model.fc(f).float()) if with_logits else f.float()
+
+    out = device.extract(model, split.x, compute, batch_size, mixed_precision=True)
+    return out if with_logits else (out, None)
 
 
 def features(model: nn.Module, train: Split, test: Split,
@@ -200,23 +197,120 @@ def split_accuracy(pred: torch.Tensor, y: torch.Tensor, forget: ForgetSet) -> di
     return {"retain": mean(~is_forget), "forget": mean(is_forget)}
 
 
+def layerwise_probe(model: nn.Module, train: Split, test: Split, forget: ForgetSet,
+                    cfg: HeadConfig) -> pd.DataFrame:
+    """A linear probe (L-BFGS) on the pooled output of the stem and of each stage (tidy:
+    stage, split, accuracy): where in the network the forgotten classes stay separable."""
+    parts = [device.extract(model, s.x, lambda x: [f.float() for f in model.stage_features(x)])
+             for s in (train, test)]
+    rows = []
+    names = ["stem"] + [f"stage {i}" for i in range(1, len(parts[0]))]
+    for name, train_f, test_f in zip(names, *parts):
+        probe = fit_linear_probe(train_f, train.y, model.fc.out_features, cfg, "lbfgs")
+        with torch.no_grad():
+            pred = probe(test_f).argmax(1)
+        for split, acc in split_accuracy(pred, test.y, forget).items():
+            rows.append({"stage": name, "split": split, "accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+class Head:
+    """An evaluation head in scikit-learn's shape: ``fit(x, y)`` on the training split,
+    ``predict(x)`` the class of every row of another. ``reads`` says which tensors of
+    :class:`Features` it classifies: the penultimate ``features`` or the model's ``logits``.
+    Decorated with :func:`register`, a subclass is one more head of every evaluation, results
+    table and claim check."""
+
+    name: str
+    reads = "features"
+
+    def __init__(self, cfg: HeadConfig, num_classes: int):
+        self.cfg, self.num_classes = cfg, num_classes
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> "Head":
+        raise NotImplementedError
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+# Every head by name, in the order tables show them (registration order).
+HEADS: dict[str, type[Head]] = {}
+
+
+def register(cls: type[Head]) -> type[Head]:
+    if cls.reads not in ("features", "logits"):
+        raise ValueError(f"head {cls.name!r} reads {cls.reads!r}; valid choices: "
+                         f"['features', 'logits']")
+    HEADS[cls.name] = cls
+    return cls
+
+
+def representation_heads() -> tuple[str, ...]:
+    """The heads that read the penultimate features (LP, NCC): what the representation still
+    knows, as opposed to what the model outputs."""
+    return tuple(name for name, head in HEADS.items() if head.reads == "features")
+
+
+@register
+class Output(Head):
+    """The model's own classifier."""
+
+    name, reads = "output", "logits"
+
+    def fit(self, x, y):
+        return self
+
+    def predict(self, x):
+        return x.argmax(1)
+
+
+@register
+class LinearProbe(Head):
+    """A fresh linear layer trained on the features (``cfg.lp``: L-BFGS or the paper's SGD)."""
+
+    name = "lp"
+
+    def fit(self, x, y):
+        self.probe_ = fit_linear_probe(x, y, self.num_classes, self.cfg)
+        return self
+
+    @torch.no_grad()
+    def predict(self, x):
+        return self.probe_(x).argmax(1)
+
+
+@register
+class NearestClassCentre(Head):
+    """The Euclidean-nearest class mean of the training features."""
+
+    name = "ncc"
+
+    def fit(self, x, y):
+        self.means_ = class_means(x, y, self.num_classes)
+        return self
+
+    def predict(self, x):
+        return ncc_predict(self.means_, x)
+
+
 def evaluate_features(feats: Features, forget: ForgetSet, cfg: HeadConfig,
                       heads=HEADS, lp_method: str | None = None) -> pd.DataFrame:
-    """Tidy table: one row per head x split, with ``accuracy`` (percent) and ``seconds``."""
+    """Tidy table: one row per head x split, with ``accuracy`` (percent) and ``seconds`` (the
+    head's fitting and predicting time). ``lp_method`` overrides ``cfg.lp``."""
+    unknown = [h for h in heads if h not in HEADS]
+    if unknown:
+        raise ValueError(f"unknown head {unknown[0]!r}; valid choices: {list(HEADS)}")
+    if lp_method is not None:
+        cfg = dataclasses.replace(cfg, lp=lp_method)
     rows = []
-    for head in heads:
+    for name in heads:
+        head = HEADS[name](cfg, feats.num_classes)
+        train, test = ((feats.train_logits, feats.test_logits) if head.reads == "logits"
+                       else (feats.train, feats.test))
         start = time.perf_counter()
-        if head == "output":
-            pred = feats.test_logits.argmax(1)
-        elif head == "lp":
-            probe = fit_linear_probe(feats.train, feats.train_y, feats.num_classes, cfg, lp_method)
-            with torch.no_grad():
-                pred = probe(feats.test).argmax(1)
-        elif head == "ncc":
-            pred = ncc_predict(class_means(feats.train, feats.train_y, feats.num_classes), feats.test)
-        else:
-            raise ValueError(f"unknown head {head!r}; valid choices: {list(HEADS)}")
+        pred = head.fit(train, feats.train_y).predict(test)
         seconds = time.perf_counter() - start
         for split, acc in split_accuracy(pred, feats.test_y, forget).items():
-            rows.append({"head": head, "split": split, "accuracy": acc, "seconds": seconds})
+            rows.append({"head": name, "split": split, "accuracy": acc, "seconds": seconds})
     return pd.DataFrame(rows)

@@ -91,6 +91,17 @@ MIA_ROLES = {"salun": ("retain", "test", "forget"),
              "authors": ("retain", "forget", "forget_test")}
 
 
+def roles(feats, forget_classes) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The (logits, labels) of every role of :func:`mia_by_protocol` from one model's
+    :class:`~illusion.heads.Features` of the whole training set and the test split."""
+    forget = torch.tensor(forget_classes, device=feats.train_y.device)
+    in_train, in_test = torch.isin(feats.train_y, forget), torch.isin(feats.test_y, forget)
+    return {"retain": (feats.train_logits[~in_train], feats.train_y[~in_train]),
+            "test": (feats.test_logits[~in_test], feats.test_y[~in_test]),
+            "forget": (feats.train_logits[in_train], feats.train_y[in_train]),
+            "forget_test": (feats.test_logits[in_test], feats.test_y[in_test])}
+
+
 def mia_by_protocol(protocol: str, *, retain=None, test=None, forget=None, forget_test=None,
                     seed: int = 0) -> float:
     """MIA efficacy (percent) of the named protocol (a key of ``MIA_PROTOCOLS``) from samples

@@ -13,11 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from .config import PROFILES, Profile, get_profile
+from .heads import HEADS
 from .paths import project_root, results_dir
 from .store import atomic_write_text
 
 ACCURACY_COLUMNS = ("model", "variant", "forget_set", "head", "split", "accuracy")
-HEAD_ORDER, SPLIT_ORDER = ("output", "lp", "ncc"), ("retain", "forget")
+SPLIT_ORDER = ("retain", "forget")
 
 
 def run_name(profile: str | Profile) -> str:
@@ -34,6 +35,14 @@ def save(table: pd.DataFrame, profile: str | Profile, chapter: str, name: str) -
     path = results_dir() / run_name(profile) / chapter / f"{name}.csv"
     atomic_write_text(table.to_csv(index=False), path)
     return str(path)
+
+
+def labelled(table: pd.DataFrame, **columns) -> pd.DataFrame:
+    """``table`` (changed in place) with ``columns``, one value each, as its first columns in
+    the order given: where its rows come from (``model``, ``variant``, ``forget_set``)."""
+    for position, (name, value) in enumerate(columns.items()):
+        table.insert(position, name, value)
+    return table
 
 
 def with_bucket(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
@@ -58,7 +67,7 @@ def accuracy_table(table: pd.DataFrame, profile: Profile, by=("model", "variant"
     rows = rows.sort_values("bucket", key=lambda b: b.map(list(profile.buckets).index), kind="stable")
     rows = pd.MultiIndex.from_frame(rows)
     wide = summary.pivot(index=["bucket", *by], columns=["head", "split"], values="cell")
-    columns = [(h, s) for h in HEAD_ORDER for s in SPLIT_ORDER if (h, s) in wide.columns]
+    columns = [(h, s) for h in HEADS for s in SPLIT_ORDER if (h, s) in wide.columns]
     return wide.reindex(index=rows, columns=pd.MultiIndex.from_tuples(columns, names=["head", "split"]))
 
 
@@ -84,5 +93,5 @@ def seed_std_table(name: str, profile: Profile, label=None) -> pd.DataFrame | No
                            cell=[f"± {s:.1f}" for s in spread["std"]])
     wide = spread.pivot_table(index=["bucket", "model"], columns=["head", "split"], values="cell",
                               aggfunc="first", sort=False)
-    columns = [(h, s) for h in HEAD_ORDER for s in SPLIT_ORDER if (h, s) in wide.columns]
+    columns = [(h, s) for h in HEADS for s in SPLIT_ORDER if (h, s) in wide.columns]
     return wide.reindex(columns=pd.MultiIndex.from_tuples(columns, names=["head", "split"]))

@@ -29,6 +29,7 @@ from tqdm.std import tqdm
 
 from .config import KEEP, MethodConfig, SettingError, TrainConfig
 from .data import Split, batches
+from .device import autocast, extract
 from .models import INFERENCE_BATCH_SIZE
 from .store import atomic_torch_save
 
@@ -87,11 +88,6 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA only: on CPU it is slower and changes the numbers."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
     """Linear warm-up to ``lr``, then cosine decay to ``min_lr``."""
     if step < warmup_steps:
@@ -100,21 +96,13 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: flo
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, split: Split, batch_size: int = INFERENCE_BATCH_SIZE) -> float:
     """Top-1 accuracy in percent of ``model`` on ``split`` (eval mode, restored after)."""
     if len(split) == 0:
         return float("nan")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    with autocast(device):
-        for start in range(0, len(split), batch_size):
-            logits = model(split.x[start:start + batch_size])
-            correct += (logits.argmax(1) == split.y[start:start + batch_size]).sum().item()
-    model.train(was_training)
-    return 100.0 * correct / len(split)
+    predicted = extract(model, split.x, lambda x: model(x).argmax(1), batch_size,
+                        mixed_precision=True)
+    return 100.0 * (predicted == split.y).sum().item() / len(split)
 
 
 def fit(model: nn.Module, train: Split, val: Split, recipe: TrainConfig, seed: int,

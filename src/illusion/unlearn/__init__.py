@@ -32,6 +32,7 @@ from torch import nn
 
 from ..config import MethodConfig, SettingError
 from ..data import ForgetSplit
+from ..device import synchronize
 
 Hook = Callable[[nn.Module, int], None]
 
@@ -160,12 +161,10 @@ def unlearn(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
     torch.manual_seed(ctx.seed)
     model = copy.deepcopy(model)
     device = next(model.parameters()).device
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     start = time.perf_counter()
     model = method(model, split, cfg, ctx)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return model.eval(), time.perf_counter() - start
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..data import ForgetSplit, Split, batches
+from ..device import evaluating
 from . import Context, register
 from ._loop import concat, image_batches, run_epochs
 from .rl import relabelled_loss
@@ -25,16 +26,14 @@ def forget_gradients(model: nn.Module, forget: Split, params: list[nn.Parameter]
     """∂ (summed CE over ``forget``) / ∂ params, without touching the model: eval mode (BN
     statistics stay), ``torch.autograd.grad`` (no ``.grad`` is written), training mode
     restored."""
-    was_training = model.training
-    model.eval()
     total = [torch.zeros_like(p) for p in params]
-    for x, y in batches(forget, batch_size, torch.Generator(), shuffle=False):
-        loss = nn.functional.cross_entropy(model(x), y, reduction="sum")
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        for t, g in zip(total, grads):
-            if g is not None:
-                t.add_(g)
-    model.train(was_training)
+    with evaluating(model):
+        for x, y in batches(forget, batch_size, torch.Generator(), shuffle=False):
+            loss = nn.functional.cross_entropy(model(x), y, reduction="sum")
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            for t, g in zip(total, grads):
+                if g is not None:
+                    t.add_(g)
     return total
 
 

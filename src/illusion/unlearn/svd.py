@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..config import MethodConfig
-from ..data import ForgetSplit, Split
+from ..data import ForgetSplit, Split, per_class_sample
 from . import Context, register
 
 
@@ -39,11 +39,10 @@ def projection(retain_features: torch.Tensor, forget_features: torch.Tensor,
 def sample(split: Split, count: int, generator: torch.Generator, balanced: bool) -> torch.Tensor:
     """Inputs of ``count`` random samples of ``split`` (``count // classes`` of every class
     when ``balanced``, all of a class where it has fewer)."""
-    order = torch.randperm(len(split), generator=generator).to(split.y.device)
     if balanced:
-        classes = torch.unique(split.y)
-        y = split.y[order]
-        order = torch.cat([order[y == c][:max(1, count // len(classes))] for c in classes])
+        order = per_class_sample(split.y, max(1, count // len(torch.unique(split.y))), generator)
+    else:
+        order = torch.randperm(len(split), generator=generator).to(split.y.device)
     return split.x[order[:count]]
 
 

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from ..config import MethodConfig
-from ..data import ForgetSplit, Split, augment, batches
+from ..data import ForgetSplit, Split, augment, batches, per_class_sample
+from ..device import evaluating
 from . import Context, register
 from ._loop import concat, run_epochs
 
@@ -31,27 +32,17 @@ def error_maximising_noise(model: nn.Module, shape: tuple[int, ...], label: int,
                            lr: float, generator: torch.Generator) -> torch.Tensor:
     """A batch of inputs of ``shape`` that the model finds maximally unlike class ``label``."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()  # BatchNorm statistics must not see the noise
     noise = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([noise], lr=lr)
     target = torch.full((shape[0],), label, dtype=torch.long, device=device)
-    for _ in range(steps):
-        loss = (-nn.functional.cross_entropy(model(noise), target)
-                + 0.1 * noise.square().flatten(1).sum(1).mean())
-        (grad,) = torch.autograd.grad(loss, [noise])  # no gradient reaches the model
-        noise.grad = grad
-        optimizer.step()
-    model.train(was_training)
+    with evaluating(model):  # BatchNorm statistics must not see the noise
+        for _ in range(steps):
+            loss = (-nn.functional.cross_entropy(model(noise), target)
+                    + 0.1 * noise.square().flatten(1).sum(1).mean())
+            (grad,) = torch.autograd.grad(loss, [noise])  # no gradient reaches the model
+            noise.grad = grad
+            optimizer.step()
     return noise.detach()
-
-
-def per_class_subset(split: Split, per_class: int, generator: torch.Generator) -> Split:
-    """A random subset with at most ``per_class`` images of every class present."""
-    order = torch.randperm(len(split), generator=generator).to(split.y.device)
-    y = split.y[order]
-    keep = torch.cat([order[y == c][:per_class] for c in torch.unique(split.y)])
-    return Split(split.x[keep], split.y[keep])
 
 
 @register("unsir", baseline=True, image_only=True,
@@ -70,7 +61,8 @@ def unsir(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Context)
         x = error_maximising_noise(model, shape, c, steps, noise_lr, ctx.generator)
         y = torch.full((len(x),), c, dtype=torch.long, device=x.device)
         noises.append(Split(x.repeat(repeats, *[1] * (x.dim() - 1)), y.repeat(repeats)))
-    retain = per_class_subset(split.retain_train, per_class, ctx.generator)
+    keep = per_class_sample(split.retain_train.y, per_class, ctx.generator)
+    retain = Split(split.retain_train.x[keep], split.retain_train.y[keep])
     if ctx.crop_padding or ctx.flip:
         retain = Split(augment(retain.x, ctx.crop_padding, ctx.flip, ctx.generator), retain.y)
     impair = concat(*noises, retain)

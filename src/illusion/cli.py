@@ -37,6 +37,14 @@ payload ``{"state_dict": ..., "record": ..., "_key": ...}``, loaded with ``weigh
 ``model(x) == model.fc(model.features(x))``; ``torch.jit.trace`` keeps only ``forward`` and
 is not enough.
 
+    illusion run --profile default [--set seed=1235] [--executor ray] [--address HOST:PORT]
+
+computes every model and table the book's chapters read on a profile (:mod:`illusion.plan`), in
+this process (``serial``) or as tasks on a Ray cluster (``ray``: a new local one, or the one at
+``--address``), so that the chapters afterwards only read the artifact store. It prints one line
+per node that computed something and a summary. Bad input (an unknown profile, executor or
+setting) ends with exit status 2 before anything is computed.
+
 Bad input (a missing or unreadable file, a state dict of another architecture, a checkpoint
 with NaN or infinite weights, a class count that differs from the dataset's, an unknown dataset,
 a forget class out of range, a relearning budget out of range, an existing file as ``--out``)
@@ -488,6 +496,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="DIR",
                    help="output folder (default: illusion-evaluate/<method name>)")
     e.add_argument("--device", help="'auto', 'cpu', 'cuda', ... (default: the profile's)")
+
+    r = commands.add_parser(
+        "run", help="compute every model and table the book reads, here or on a Ray cluster",
+        description="Plan every model and table the chapters read on a profile as a dependency "
+                    "graph and compute what the artifact store lacks ($ILLUSION_CACHE; with "
+                    "Ray, a folder every worker sees at the same path); the chapters then only "
+                    "read it.")
+    r.add_argument("--profile", default="default", choices=sorted(PROFILES),
+                   help="settings and data (default: default)")
+    r.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
+                   help="a setting override, the value read as JSON when it parses (seed=1235 "
+                        "for the book of 'make book SEED=1235'); repeatable")
+    r.add_argument("--executor", default="serial",
+                   help="'serial' (this process, node after node; default) or 'ray' (a Ray "
+                        "task per node)")
+    r.add_argument("--address", metavar="HOST:PORT",
+                   help="an existing Ray cluster (default: a new local one)")
     return parser
 
 
@@ -528,6 +553,23 @@ def evaluate_command(args: argparse.Namespace) -> int:
     files = report.save(out)
     print(report.summary())
     print("\nSaved: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``illusion run``: bad input ends with status 2 before anything is computed."""
+    from .plan import PlanError, run
+
+    try:
+        summary = run(args.profile, _overrides(args.settings), args.executor, args.address,
+                      progress=lambda line: print(line, flush=True))
+    except (AuditError, PlanError, SettingError, DataUnavailable) as error:
+        print(f"illusion run: error: {error}", file=sys.stderr)
+        return 2
+    except DivergedError as error:
+        print(f"illusion run: error: {error}", file=sys.stderr)
+        return 1
+    print(summary)
     return 0
 
 
@@ -588,6 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     if args.command == "evaluate":
         return evaluate_command(args)
+    if args.command == "run":
+        return run_command(args)
     try:
         settings = _settings(args)
         out = settings.pop("out")

@@ -1,0 +1,155 @@
+"""``illusion run`` (:mod:`illusion.plan`): the book's artifacts planned as a graph and computed
+in this process or on a local Ray cluster; afterwards the chapters compute nothing."""
+
+import json
+import os
+import runpy
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import pytest
+import ray
+import torch
+
+from illusion import book, plan
+from illusion.cli import main
+from illusion.config import ForgetSet
+from illusion.experiment import VARIANTS, Experiment
+from illusion.paths import project_root
+from illusion.store import Store
+
+# The smoke profile on 4 synthetic classes of 12x12 images, with the shortest probe, attacks and
+# UNSIR: its whole plan (127 nodes, every kind) computes in about half a minute.
+SHORT_UNSIR = {"noise_lr": 0.1, "noise_steps": 4, "retain_per_class": 20}
+TINY = {"data": {"name": "synthetic", "num_classes": 4, "train_per_class": 20,
+                 "test_per_class": 10, "noise": 0.5},
+        "heads.sgd_epochs": 1, "attack.steps": 2, "attack.eval_every": 1,
+        "methods.unsir.options": SHORT_UNSIR,
+        "variant_methods.cmf.unsir.options": SHORT_UNSIR,
+        "variant_methods.classifier_only.unsir.options": SHORT_UNSIR}
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """The store of the whole TINY plan, computed serially."""
+    config = plan.Config("smoke", TINY, str(tmp_path_factory.mktemp("serial")))
+    computed = dict(plan.run_serial(plan.plan("smoke", TINY), config))
+    assert sum(computed.values()) > 100
+    return config
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def test_every_node_comes_after_the_nodes_it_needs():
+    for profile in ("smoke", "default"):
+        seen = set()
+        for node, needs in plan.plan(profile).items():
+            assert set(needs) <= seen, node  # so the graph has no cycle
+            seen.add(node)
+
+
+def test_variant_bases_are_the_experiments():
+    class Bases:
+        original = staticmethod(lambda: plan.ORIGINAL)
+        cmf_original = staticmethod(lambda: plan.CMF_ORIGINAL)
+    assert {name: v.base(Bases()) for name, v in VARIANTS.items()} == plan.VARIANT_BASE
+
+
+def test_subgraph_holds_a_node_and_what_it_needs():
+    graph = plan.plan("smoke")
+    node = plan.Node((plan.unlearned("rl", ForgetSet((0,)), "cmf"),))
+    assert list(plan.subgraph(graph, [node])) == [plan.Node((plan.ORIGINAL,)),
+                                                  plan.Node((plan.CMF_ORIGINAL,)), node]
+
+
+def test_the_chapters_compute_nothing_after_the_plan(serial, monkeypatch, tmp_path):
+    """Every chapter, run in this process on the plan's store, only reads it."""
+    monkeypatch.setenv("ILLUSION_CACHE", serial.store)
+    computed = []
+    for name in ("load_or_compute", "table"):
+        def recording(self, kind, spec, compute, _method=getattr(Store, name)):
+            return _method(self, kind, spec, lambda: computed.append(spec) or compute())
+        monkeypatch.setattr(Store, name, recording)
+    start = book.start
+    monkeypatch.setattr(book, "start", lambda profile, overrides=None: start("smoke", TINY))
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(project_root() / "book")
+    for chapter in book.chapters(project_root() / "book"):
+        runpy.run_path(str(chapter), run_name="__main__")
+        plt.close("all")
+    assert computed == []
+    # What a chapter computes is seen (here in another store, the Original and a curve).
+    Experiment("smoke", TINY, store=Store(tmp_path)).unlearning_curve("rl", 0, points=2)
+    assert [spec["kind"] for spec in computed] == ["original", "curve"]
+
+
+def _files(root):
+    return {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+
+
+def _table(path):
+    # A head's "seconds" is a wall time, the one column two runs do not share.
+    return pd.read_csv(path).drop(columns="seconds", errors="ignore")
+
+
+def test_ray_stores_what_serial_stores_though_a_worker_dies(serial, local_ray, tmp_path):
+    graph = plan.plan("smoke", TINY)
+    target = plan.Node((plan.unlearned("rl", ForgetSet((0,))),))
+    died = tmp_path / "died"
+
+    def dies_once(node, config):
+        if node == target and not died.exists():
+            died.touch()
+            # The worker dies in the middle of its first write: the bytes in a temporary
+            # file, not yet renamed into place.
+            os.replace = lambda *args: os._exit(1)
+        return plan.work(node, config)
+
+    config = plan.Config("smoke", TINY, str(tmp_path / "ray"))
+    computed = dict(plan.run_ray(graph, config, task=dies_once))
+    assert died.exists() and computed[target] == 1 and set(computed) == set(graph)
+
+    ours, reference = Path(config.store), Path(serial.store)
+    # The dead write left its temporary file (hidden, never read as an artifact), nothing else.
+    leftovers = [p for p in _files(ours) if p.name.startswith(".")]
+    assert [p.parent for p in leftovers] == [Path("models")]
+    assert _files(ours) - set(leftovers) == _files(reference)
+    for path in _files(reference):
+        if path.suffix == ".csv":
+            pd.testing.assert_frame_equal(_table(ours / path), _table(reference / path))
+        elif path.suffix == ".pt":
+            mine, theirs = (torch.load(root / path, weights_only=True)["state_dict"]
+                            for root in (ours, reference))
+            assert mine.keys() == theirs.keys()
+            assert all(torch.equal(mine[k], theirs[k]) for k in mine), path
+        elif path.suffix == ".json":
+            assert (ours / path).read_bytes() == (reference / path).read_bytes()
+
+    again = plan.Config("smoke", TINY, config.store)
+    assert not any(n for _, n in plan.run_ray(graph, again))
+
+
+def test_a_second_run_computes_nothing(serial, monkeypatch, capsys):
+    monkeypatch.setenv("ILLUSION_CACHE", serial.store)
+    pairs = [f"{key}={json.dumps(value)}" for key, value in TINY.items()]
+    assert main(["run", "--profile", "smoke", *sum((["--set", p] for p in pairs), [])]) == 0
+    n = len(plan.plan("smoke", TINY))
+    assert capsys.readouterr().out.startswith(f"{n} nodes planned: 0 computed (0 artifacts), "
+                                              f"{n} already stored; ")
+
+
+def test_bad_executor_or_address_names_the_choices(capsys):
+    with pytest.raises(plan.PlanError, match=r"unknown executor 'dask'; valid choices: \['serial', 'ray'\]"):
+        plan.run("smoke", executor="dask")
+    assert main(["run", "--profile", "smoke", "--executor", "dask"]) == 2
+    assert "unknown executor 'dask'; valid choices: ['serial', 'ray']" in capsys.readouterr().err
+    assert main(["run", "--profile", "smoke", "--address", "head:6379"]) == 2
+    assert "address 'head:6379' is for the 'ray' executor, not 'serial'" in capsys.readouterr().err

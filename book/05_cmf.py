@@ -302,7 +302,7 @@ plot = shown[(shown["split"] == "forget") & ~shown["model"].isin(order[:3])].ass
     method=lambda t: t["model"].str.replace(" + cmf", "", regex=False))
 grid = sns.catplot(plot, x="method", y="accuracy", hue="variant", col="head", kind="bar",
                    col_order=list(HEADS), order=methods, hue_order=["full", "cmf"],
-                   errorbar=None, height=3.3, aspect=1.1, alpha=0.7)
+                   errorbar=None, col_wrap=1, height=2.3, aspect=3.0, alpha=0.7)
 for ax, head in zip(grid.axes.flat, HEADS):
     sns.stripplot(plot[plot["head"] == head], x="method", y="accuracy", hue="variant",
                   order=methods, hue_order=["full", "cmf"], dodge=True, palette="dark:k", size=3,
@@ -369,7 +369,7 @@ results.save(maps, exp.profile, CHAPTER, "tsne")
 names = list(exp.data.classes)
 palette = dict(zip(names, sns.color_palette("tab10", len(names))))
 is_forget = maps["label"].isin(first_single.classes)
-fig, axes = plt.subplots(len(pairs), 2, figsize=(10, 4.6 * len(pairs)), squeeze=False)
+fig, axes = plt.subplots(len(pairs), 2, figsize=(8.4, 3.9 * len(pairs)), squeeze=False)
 for ax, model in zip(axes.flat, [label(m, v) for m in pairs for v in ("full", "cmf")]):
     here = maps["model"] == model
     sns.scatterplot(maps[here & ~is_forget], x="x", y="y", hue="class", hue_order=names,
@@ -399,15 +399,19 @@ curve_method = "rl" if "rl" in methods else methods[0]
 curves = pd.concat([exp.unlearning_curve(curve_method, first_single, v) for v in ("full", "cmf")],
                    ignore_index=True)
 results.save(curves, exp.profile, CHAPTER, "curves")
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.4), sharey=True)
 for ax, v in zip(axes, ("full", "cmf")):
     sns.lineplot(curves[curves["variant"] == v], x="step", y="accuracy", hue="head",
                  hue_order=list(HEADS), style="split", style_order=["forget", "retain"],
                  marker="o", ax=ax, legend=v == "cmf")
     ax.set_title(f"{label(curve_method, v)}, forget set {first_single.name}")
     ax.set_xlabel("optimiser step"); ax.set_ylabel("test accuracy (%)")
-sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.02, 1))
+handles, labels = axes[1].get_legend_handles_labels()
+axes[1].get_legend().remove()
 plt.tight_layout()
+# Below the panels, so the figure keeps the column's width.
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=5, frameon=False,
+           fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -430,7 +434,7 @@ budgets = pd.concat([exp.unlearning_curve(m, first_single, "cmf", epochs=paper_e
 results.save(budgets, exp.profile, CHAPTER, "budgets")
 grid = sns.relplot(budgets[budgets["split"] == "forget"], x="epoch", y="accuracy", hue="head",
                    hue_order=list(HEADS), col="model", col_order=methods, kind="line", marker="o",
-                   height=2.8, aspect=0.9)
+                   col_wrap=3, height=2.4, aspect=1.0)
 grid.set_titles("{col_name} + cmf")
 grid.set_axis_labels("epoch of the run's loop", "test forget accuracy (%)")
 grid.figure.suptitle(f"CMF variants at the paper's budget, forget set {first_single.name}", y=1.05)
@@ -530,4 +534,4 @@ claims.report(checks_table, exp.profile.name)
 # %%
 if checks:
     claims.enforce(checks_table)
-print("checks passed" if checks else "checks skipped on the smoke profile")
+print("checks passed" if checks else "checks not asserted: smoke profile or overridden settings")

@@ -82,7 +82,7 @@ print(f"{len(models)} models attacked, {len(curves)} curve points")
 # %%
 full = curves[curves["variant"] == "full"]
 grid = sns.relplot(full, x="step", y="forget_accuracy", hue="model", col="attack", kind="line",
-                   errorbar=None, height=3.3, aspect=1.05,
+                   errorbar=None, col_wrap=2, height=2.8, aspect=1.2,
                    hue_order=["original", "retrain", *METHODS],
                    palette={"original": "grey", "retrain": "black",
                             **dict(zip(METHODS, sns.color_palette("tab10", len(METHODS))))})
@@ -102,7 +102,7 @@ auc_table = auc.groupby(["model", "variant", "attack"], sort=False)["auc"].mean(
 auc_table
 
 # %%
-fig, ax = plt.subplots(figsize=(11, 3.8))
+fig, ax = plt.subplots(figsize=(8.6, 3.8))
 plot = auc[auc["attack"] != "retain_finetune"].assign(
     label=lambda t: t["model"] + t["variant"].map({"full": "", "cmf": "+cmf", "classifier_only": " (clf)"}))
 sns.barplot(plot, x="label", y="auc", hue="attack", errorbar=None, ax=ax)
@@ -159,4 +159,4 @@ claims.report(checks_table, exp.profile.name)
 # %%
 if checks:
     claims.enforce(checks_table)
-print("checks passed" if checks else "checks skipped on the smoke profile")
+print("checks passed" if checks else "checks not asserted: smoke profile or overridden settings")

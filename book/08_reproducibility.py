@@ -102,17 +102,21 @@ if spread is not None:
     std = row(measured["std"]).where(lambda v: v > 0)
     per_seed["margin"] = side * (per_seed["value"] - row(measured["threshold"])) / std
     per_seed["spread decides"] = row(measured["status"])
-    fig, ax = plt.subplots(figsize=(8, 0.2 * len(measured) + 1.2))
+    fig, ax = plt.subplots(figsize=(6.2, 0.24 * len(measured) + 1.0))
     sns.stripplot(per_seed, x="margin", y="label", order=list(measured.index), hue="spread decides",
                   jitter=False, size=4, ax=ax)
     ax.set_xscale("symlog", linthresh=2)
     ax.axvspan(-2, 2, color="0.9", zorder=0)
     ax.axvline(0, color="black", lw=1)
-    ax.set_xlabel("margin to the threshold, in standard deviations over seeds (positive: holds); "
-                  "grey: within 2")
+    ax.set_xlabel("margin to the threshold, in standard deviations over seeds\n"
+                  "(positive: holds; grey: within 2)")
     ax.set_ylabel("")
-    ax.tick_params(axis="y", labelsize=6)
-    ax.legend(title="spread decides", fontsize=7, loc="lower right")
+    ax.tick_params(axis="y", labelsize=8)
+    # Below the figure: inside the axes, it covered the last rows.
+    handles, labels = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    fig.legend(handles, labels, title="spread decides", fontsize=8, loc="upper center", ncol=3,
+               bbox_to_anchor=(0.5, 0), frameon=False)
     plt.show()
 
 # %% [markdown]

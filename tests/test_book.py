@@ -138,3 +138,13 @@ def test_rerun_commands_name_the_chapter_and_its_parameters():
     changed = rerun_commands("01_setup", "smoke", {"original.epochs": 3})
     assert "illusion.book execute" not in changed  # its overrides only papermill can pass
     assert """-y '{"overrides": {"original.epochs": 3}}'""" in changed
+
+
+def test_checks_are_asserted_only_on_a_profiles_own_settings():
+    from illusion.book import asserts_checks
+    from illusion.config import resolve
+
+    assert asserts_checks(resolve("default"))
+    assert asserts_checks(resolve("default", {"seed": 1235}))  # the spread's seeds
+    assert not asserts_checks(resolve("default", {"original.epochs": 3}))  # another experiment
+    assert not asserts_checks(resolve("smoke"))

@@ -67,16 +67,17 @@ def rerun_commands(chapter: str, profile: str, overrides: dict | None = None) ->
     import json
     import shlex
 
-    overrides = dict(overrides or {})
-    seed = overrides.pop("seed", None)
+    overrides = overrides or {}
+    seed = overrides.get("seed")
     book = (f".venv/bin/python -m illusion.book execute --profile {profile} --chapter {chapter}"
             + (f" --seed {seed}" if seed is not None else ""))
     parameters = f"-p profile {profile}"
-    if overrides or seed is not None:
-        every = overrides | ({"seed": seed} if seed is not None else {})
-        parameters += " -y " + shlex.quote(json.dumps({"overrides": every}))
-    lines = ["make install   # once: .venv with the package and its pinned dependencies"]
     if overrides:
+        parameters += " -y " + shlex.quote(json.dumps({"overrides": overrides}))
+    # `illusion.book execute` takes a seed, not other overrides: papermill alone can pass them.
+    others = set(overrides) - {"seed"}
+    lines = ["make install   # once: .venv with the package and its pinned dependencies"]
+    if others:
         lines.append("# this run's overrides are passed to papermill below")
     else:
         lines.append(book)

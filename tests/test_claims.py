@@ -1,11 +1,13 @@
-"""The claims ledger on hand-made tables whose verdicts are known: yes, partial and no for
-each claim, and "not run" when the rows a claim needs are absent."""
+"""The book's check functions on hand-made tables whose verdicts are known: which checks hold,
+which fail and which do not apply, and one verdict per claim from them."""
 
 import pandas as pd
 import pytest
 
-from illusion.claims import (Verdict, claim_1, claim_2, claim_3, claim_3_parts, claim_4, holds,
-                             ledger, paper_lowered_heads, paper_results)
+from illusion import claims
+from illusion.claims import (classifier_only_checks, cmf_checks, decide, misalignment_checks,
+                             paper_lowered_heads, paper_results, relearning_checks, verdict_of,
+                             verdicts)
 
 
 def acc(model, variant="full", forget_sets=("0", "1"), output=(90, 90), lp=(90, 90),
@@ -22,81 +24,139 @@ def table(*parts) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def measured(checks: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(check, subject) -> verdict, judged by the tolerances alone."""
+    decided = decide(checks, None)
+    return dict(zip(zip(decided["check"], decided["subject"]), decided["verdict"]))
+
+
+def failing(checks: pd.DataFrame) -> list[tuple[str, str]]:
+    return [key for key, verdict in measured(checks).items() if verdict == "fails"]
+
+
 RETRAIN = acc("retrain", output=(92, 0), lp=(91, 50), ncc=(90, 30))
 ORIGINAL = acc("original", output=(90, 95), lp=(88, 92), ncc=(85, 90))
 
 
-def test_holds_rule():
-    assert holds({"a": True, "b": True}) == "yes"
-    assert holds({"a": True, "b": False}) == "partial"
-    assert holds({"a": False}) == "no"
-    assert holds({}) == "not run"
-    with pytest.raises(ValueError, match="holds must be one of"):
-        Verdict(1, "s", "p", "o", "maybe")
+# ------------------------------------------------------------------ one verdict per claim
+
+def test_verdict_of_a_claims_checks():
+    checks = claims._checks([("claim1_output_forget", "rl", 0.0),
+                             ("claim1_output_forget", "salun", 1.0),
+                             ("claim4_auc_gain", "scrub:few_shot", -3.0, False)])
+    assert verdict_of(decide(checks, None)) == ("holds", "2 of 2 checks hold")
+    part = checks.assign(value=[0.0, 20.0, -3.0])
+    assert verdict_of(decide(part, None)) == ("holds in part", "1 of 2 checks hold, 1 fail, "
+                                                               "1 unexpected")
+    assert verdict_of(decide(checks.assign(value=[20.0, 20.0, -3.0]), None))[0] == "fails"
+    assert verdict_of(decide(checks.iloc[2:], None)) == ("not applicable", "no check applies")
 
 
-# ------------------------------------------------------------------ claim 1
-
-def test_claim_1_yes_partial_no():
-    illusion = dict(output=(90, 0), lp=(90, 90), ncc=(88, 80))
-    yes = claim_1(table(RETRAIN, acc("rl", **illusion), acc("salun", **illusion)))
-    assert yes.holds == "yes" and yes.units == {"rl": True, "salun": True}
-    assert "92.49" in yes.paper and "(T)" in yes.paper  # the paper's RL LP forget
-    assert "rl: output 0.0" in yes.ours and "Retrain 50.0" in yes.ours
-
-    # SalUn's NCC forget is only 3 pp above Retrain's: below the 5 pp margin.
-    partial = claim_1(table(RETRAIN, acc("rl", **illusion),
-                            acc("salun", output=(90, 0), lp=(90, 90), ncc=(88, 33))))
-    assert partial.holds == "partial" and partial.units == {"rl": True, "salun": False}
-
-    # Output forget 20%: the methods did not even forget at the output.
-    leaky = dict(output=(90, 20), lp=(90, 90), ncc=(88, 80))
-    assert claim_1(table(RETRAIN, acc("rl", **leaky), acc("salun", **leaky))).holds == "no"
-    # A larger margin turns the first table into "no" (LP gap 40, NCC gap 50).
-    assert claim_1(table(RETRAIN, acc("rl", **illusion)), margin=45).holds == "no"
+def test_verdicts_list_every_claim_asked_for():
+    checks = decide(misalignment_checks(table(ORIGINAL, RETRAIN, acc("rl", output=(90, 0))),
+                                        methods=("rl",)), None)
+    ledger = verdicts(checks, claims=("1", "2", "3", "4"))
+    assert ledger["claim"].tolist() == ["Claim 1", "Claim 2", "Claim 3", "Claim 4"]
+    assert ledger["verdict"].tolist()[1:] == ["not run"] * 3
+    assert ledger.loc[0, "statement"] == claims.STATEMENTS["1"]
+    assert verdicts(checks)["claim"].tolist() == ["Claim 1"]  # by default, the claims checked
+    with pytest.raises(ValueError, match=r"unknown claim\(s\) \['5'\]; valid choices"):
+        verdicts(checks, claims=("1", "5"))
 
 
-def test_claim_1_averages_over_forget_sets_shared_with_retrain():
-    rl = table(acc("rl", output=(90, 0), lp=(90, 90), ncc=(88, 80)),
-               acc("rl", forget_sets=("7",), output=(90, 100), lp=(90, 0), ncc=(90, 0)))
-    assert claim_1(table(RETRAIN, rl), methods=("rl",)).holds == "yes"
+# ------------------------------------------------------------------ claim 1 (chapter 2)
+
+ILLUSION = dict(output=(90, 0), lp=(90, 90), ncc=(88, 80))
 
 
-def test_claim_1_not_run():
-    rl = acc("rl", output=(90, 0), lp=(90, 90), ncc=(88, 80))
-    assert claim_1(rl).holds == "not run"                                  # no Retrain
-    assert claim_1(table(RETRAIN, acc("scrub"))).holds == "not run"        # no RL / SalUn
-    with pytest.raises(ValueError, match="lacks columns"):
-        claim_1(rl.drop(columns="head"))
+def test_misalignment_checks_hold_and_fail():
+    both = misalignment_checks(table(ORIGINAL, RETRAIN, acc("rl", **ILLUSION),
+                                     acc("salun", **ILLUSION)))
+    assert set(measured(both).values()) == {"holds"} and len(both) == 2 * (2 + 2 * 2)
+    values = both.set_index(["check", "subject"])["value"]
+    assert values["claim1_above_retrain", "rl/lp"] == 40.0      # 90 against Retrain's 50
+    assert values["claim1_below_original", "rl/ncc"] == 10.0    # 80 against the Original's 90
+
+    # SalUn's NCC forget is only 3 pp above Retrain's (below the 5 pp margin) and 57 pp below
+    # the Original's (more than 10): the features lost the class.
+    lost = misalignment_checks(table(ORIGINAL, RETRAIN, acc("rl", **ILLUSION),
+                                     acc("salun", output=(90, 0), lp=(90, 90), ncc=(88, 33))))
+    assert failing(lost) == [("claim1_above_retrain", "salun/ncc"),
+                             ("claim1_below_original", "salun/ncc")]
+    assert verdict_of(decide(lost, None))[0] == "holds in part"
+
+    # Output forget 20% and retain 10 pp below the Original's: not output-level success.
+    leaky = misalignment_checks(table(ORIGINAL, RETRAIN,
+                                      acc("rl", output=(80, 20), lp=(90, 90), ncc=(88, 80))),
+                                methods=("rl",))
+    assert failing(leaky) == [("claim1_output_forget", "rl"), ("claim1_output_retain_change", "rl")]
 
 
-# ------------------------------------------------------------------ claim 2
+def test_misalignment_checks_average_over_the_forget_sets():
+    rl = table(acc("rl", forget_sets=("0",), output=(90, 0), lp=(90, 90), ncc=(88, 80)),
+               acc("rl", forget_sets=("1",), output=(90, 8), lp=(90, 60), ncc=(88, 80)))
+    values = misalignment_checks(table(ORIGINAL, RETRAIN, rl), methods=("rl",)).set_index(
+        ["check", "subject"])["value"]
+    assert values["claim1_output_forget", "rl"] == 4.0          # 0 and 8
+    assert values["claim1_above_retrain", "rl/lp"] == 25.0       # 90 and 60 against 50
 
-def test_claim_2_yes_partial_no():
-    def co(model, output, lp=ORIGINAL_LP, ncc=ORIGINAL_NCC):
-        return acc(model, "classifier_only", output=output, lp=lp, ncc=ncc)
 
-    yes = claim_2(table(ORIGINAL, co("rl", (89.5, 0)), co("ga", (89, 3))))
-    assert yes.holds == "yes" and yes.units == {"ga": True, "rl": True}
-    # GA loses 10 pp of retain accuracy: not "unchanged retain".
-    partial = claim_2(table(ORIGINAL, co("rl", (89.5, 0)), co("ga", (80, 0))))
-    assert partial.holds == "partial" and partial.units == {"ga": False, "rl": True}
+# ------------------------------------------------------------------ claim 2 (chapter 4)
+
+def co(model, output, lp=(88, 92), ncc=(85, 90)):
+    """A classifier-only model, actually evaluated (the Original's LP and NCC by default)."""
+    return acc(model, "classifier_only", output=output, lp=lp, ncc=ncc).assign(
+        computed_as="classifier_only")
+
+
+def full(model, retain=90.0):
+    return acc(model, output=(retain, 0)).assign(computed_as="full")
+
+
+BASE = ORIGINAL.assign(computed_as="full")
+
+
+def test_classifier_only_checks_hold_and_fail():
+    ok = classifier_only_checks(table(BASE, full("rl"), co("rl", (89.5, 0)), full("ga"),
+                                      co("ga", (89, 3))), methods=("rl", "ga"))
+    assert set(measured(ok).values()) == {"holds"}
+    assert set(ok["check"]) == {"claim2_output_forget", "claim2_output_retain_change",
+                                "claim2_heads_unchanged"}  # no geometry: no evidence checks
+    # Classifier-only GA loses 10 pp of retain accuracy: not "unchanged retain".
+    ga = classifier_only_checks(table(BASE, full("ga"), co("ga", (80, 0))), methods=("ga",))
+    assert failing(ga) == [("claim2_output_retain_change", "ga")]
+    # ... unless GA's own full run loses it too: then its settings are at fault, and the retain
+    # check does not apply.
+    ga = classifier_only_checks(table(BASE, full("ga", retain=80), co("ga", (80, 0))),
+                                methods=("ga",))
+    assert measured(ga)[("claim2_output_retain_change", "ga")] == "not applicable"
     # LP forget differs from the Original's: the backbone was not frozen.
-    moved = claim_2(table(ORIGINAL, co("rl", (89.5, 0), lp=(88, 80))))
-    assert moved.holds == "no" and "12.00 pp" in moved.ours
-    assert claim_2(table(ORIGINAL, co("rl", (90, 50)), co("ga", (90, 40)))).holds == "no"
+    moved = classifier_only_checks(table(BASE, full("rl"), co("rl", (89.5, 0), lp=(88, 80))),
+                                   methods=("rl",))
+    assert failing(moved) == [("claim2_heads_unchanged", "rl")]
+    assert moved.set_index("check").loc["claim2_heads_unchanged", "value"] == 12.0
+    leaky = classifier_only_checks(table(BASE, full("rl"), co("rl", (90, 50))), methods=("rl",))
+    assert failing(leaky) == [("claim2_output_forget", "rl")]
 
 
-ORIGINAL_LP, ORIGINAL_NCC = (88, 92), (85, 90)
+def test_classifier_only_checks_with_the_evidence():
+    geometry = pd.DataFrame({"model": ["original", "rl"], "alignment_forget": [0.9, 0.1],
+                             "alignment_retain": [0.9, 0.88], "nc4_forget": [2.0, 70.0],
+                             "nc4_retain": [1.0, 2.0]})
+    checks = classifier_only_checks(table(BASE, full("rl"), co("rl", (89.5, 0))), geometry,
+                                    methods=("rl",), features_identical=True)
+    values = checks.set_index("check")["value"]
+    assert values["claim2_forget_alignment_change"] == pytest.approx(-0.8)
+    assert values["claim2_nc4_forget_change"] == 68.0
+    assert values["claim2_features_identical"] == 1.0
+    assert set(measured(checks).values()) == {"holds"}
+    turned = geometry.assign(alignment_forget=[0.9, 0.7])  # the forget row barely turned away
+    assert failing(classifier_only_checks(table(BASE, full("rl"), co("rl", (89.5, 0))), turned,
+                                          methods=("rl",))) == [
+        ("claim2_forget_alignment_change", "rl")]
 
 
-def test_claim_2_not_run():
-    assert claim_2(table(ORIGINAL, acc("rl"))).holds == "not run"          # no classifier_only
-    co = acc("rl", "classifier_only", output=(90, 0), lp=ORIGINAL_LP, ncc=ORIGINAL_NCC)
-    assert claim_2(co).holds == "not run"                                  # no Original
-
-
-# ------------------------------------------------------------------ claim 3
+# ------------------------------------------------------------------ claim 3 (chapter 5)
 
 FULL = {"rl": acc("rl", output=(90, 0), lp=(90, 90), ncc=(90, 80)),
         "scrub": acc("scrub", output=(90, 0), lp=(90, 70), ncc=(90, 50))}
@@ -106,43 +166,54 @@ def cmf(model, out, lp, ncc):
     return acc(model, "cmf", output=(92, out), lp=(92, lp), ncc=(92, ncc))
 
 
-def test_claim_3_yes_partial_no():
-    yes = claim_3(table(*FULL.values(), cmf("rl", 70, 75, 72), cmf("scrub", 30, 55, 33)))
-    assert yes.holds == "yes" and yes.units == {"rl": True, "scrub": True}
-    assert "80.70" in yes.paper  # the paper's RL+CMF output forget
-    # The same low output forget passes for SCRUB but fails for RL, whose CMF variant must
-    # keep a high output forget accuracy (condition (c) applies to RL/SalUn only).
-    partial = claim_3(table(*FULL.values(), cmf("rl", 20, 25, 22), cmf("scrub", 20, 25, 22)))
-    assert partial.holds == "partial" and partial.units == {"rl": False, "scrub": True}
-    # SCRUB+CMF: LP forget above full SCRUB's (75 > 70) and output far from NCC (|5 - 40|).
-    no = claim_3(table(*FULL.values(), cmf("rl", 20, 25, 22), cmf("scrub", 5, 75, 40)))
-    assert no.holds == "no"
-    # Output forget more than max_gap away from NCC forget fails (b) alone.
-    assert claim_3(table(FULL["rl"], cmf("rl", 70, 75, 60))).holds == "no"
-    assert claim_3(table(FULL["rl"], cmf("rl", 70, 75, 60)), max_gap=15).holds == "yes"
+def test_cmf_checks_hold_and_fail():
+    ok = cmf_checks(table(*FULL.values(), cmf("rl", 70, 75, 72), cmf("scrub", 30, 55, 33)))
+    assert set(measured(ok).values()) == {"holds"}
+    # RL is compared on LP only (the paper's own RL + CMF NCC rises), SCRUB on both heads, and
+    # only RL (of RL and SalUn) must keep a high output forget.
+    assert list(zip(ok["check"], ok["subject"])) == [
+        ("claim3_tracks", "rl"), ("claim3_lowers", "rl/lp"), ("claim3_illusion", "rl"),
+        ("claim3_tracks", "scrub"), ("claim3_lowers", "scrub/lp"), ("claim3_lowers", "scrub/ncc")]
+    # The same low output forget passes for SCRUB but fails for RL.
+    low = cmf_checks(table(*FULL.values(), cmf("rl", 20, 25, 22), cmf("scrub", 20, 25, 22)))
+    assert failing(low) == [("claim3_illusion", "rl")]
+    # SCRUB + CMF: LP forget above full SCRUB's (75 > 70) and output far from NCC (|5 - 40|).
+    scrub = cmf_checks(table(*FULL.values(), cmf("scrub", 5, 75, 40)))
+    assert failing(scrub) == [("claim3_tracks", "scrub"), ("claim3_lowers", "scrub/lp")]
+    # The method judged for the illusion is a parameter (``illusion evaluate`` names its own).
+    mine = cmf_checks(table(*FULL.values(), cmf("scrub", 30, 55, 33)), illusion_methods=("scrub",))
+    assert failing(mine) == [("claim3_illusion", "scrub")]  # 30 of 100: below half
 
 
-def test_claim_3_parts_name_what_fails():
-    parts = claim_3_parts(table(*FULL.values(), cmf("rl", 20, 95, 22), cmf("scrub", 30, 55, 33)))
-    failing = parts[~parts["holds"]][["method", "part", "heads"]].values.tolist()
-    # RL+CMF: LP 95 above RL's 90, output 20 below 50; its NCC is not compared (the paper's
-    # own RL+CMF NCC rises).
-    assert failing == [["rl", "lowers", "lp"], ["rl", "illusion", "output"]]
-    assert set(parts.loc[parts["method"] == "rl", "heads"]) == {"output vs ncc", "lp", "output"}
+def test_cmf_checks_name_what_fails():
+    parts = cmf_checks(table(*FULL.values(), cmf("rl", 20, 95, 22), cmf("scrub", 30, 55, 33)))
+    # RL+CMF: LP 95 above RL's 90, output 20 below half of 100.
+    assert failing(parts) == [("claim3_lowers", "rl/lp"), ("claim3_illusion", "rl")]
     # "Barely forget" is relative to where the CMF variant starts: the CMF Original's output
-    # forget (30 here: 20 keeps two thirds of it), else the Original's (80: 20 is a quarter).
+    # forget (30 here: 20 keeps two thirds of it), else the Original's (95: 20 is a fifth).
     start = acc("original", "cmf", output=(92, 30), lp=(92, 90), ncc=(92, 30))
     base = table(*FULL.values(), cmf("rl", 20, 85, 22))
-    illusion = lambda t: claim_3_parts(t).query("part == 'illusion'")["holds"].item()  # noqa: E731
-    assert illusion(table(base, start)) and not illusion(table(base, ORIGINAL))
+
+    def kept(t):
+        return cmf_checks(t).set_index("check").loc["claim3_illusion", "value"]
+
+    assert kept(table(base, start)) == pytest.approx(20 / 30)
+    assert kept(table(base, ORIGINAL)) == pytest.approx(20 / 95)
+    assert failing(cmf_checks(table(base, ORIGINAL))) == [("claim3_illusion", "rl")]
 
 
-def test_claim_3_not_run():
-    assert claim_3(table(*FULL.values())).holds == "not run"             # no cmf rows
-    assert claim_3(cmf("rl", 70, 75, 72)).holds == "not run"               # no base method
+def test_cmf_checks_of_the_cmf_original_and_without_rows():
+    rows = table(*FULL.values(), cmf("rl", 70, 75, 72))
+    assert not {"cmf_original_closeness", "cmf_head_agreement"} & set(cmf_checks(rows)["check"])
+    closeness = pd.DataFrame({"head": ["output", "lp", "ncc"], "difference": [-1.0, 4.0, 0.5]})
+    checks = cmf_checks(rows, closeness, 99.5)
+    assert failing(checks) == [("cmf_original_closeness", "lp")]
+    assert measured(checks)[("cmf_head_agreement", "cmf_original")] == "holds"
+    assert cmf_checks(table(*FULL.values())).empty                  # no cmf rows
+    assert cmf_checks(cmf("rl", 70, 75, 72)).empty                   # no base method
 
 
-# ------------------------------------------------------------------ claim 4
+# ------------------------------------------------------------------ claim 4 (chapter 6)
 
 def auc(model, variant="full", forget_sets=("0", "1"), **by_attack) -> pd.DataFrame:
     return pd.DataFrame([{"model": model, "variant": variant, "forget_set": fs, "attack": a,
@@ -154,65 +225,57 @@ HIGH_LP = table(RETRAIN, acc("rl", output=(90, 0), lp=(90, 90)),
                 acc("scrub", output=(90, 0), lp=(90, 52)))
 
 
-def test_claim_4_yes_partial_no():
+def test_relearning_checks_hold_and_fail():
     relearn = table(RELEARN_RETRAIN, auc("rl", few_shot=80, head_only=60),
                     auc("scrub", few_shot=25, head_only=15))
-    # SCRUB's LP forget (52) is not 10 pp above Retrain's (50): only RL is tested.
-    yes = claim_4(relearn, HIGH_LP)
-    assert yes.holds == "yes"
-    assert yes.units == {"rl:few_shot": True, "rl:head_only": True}
-    assert "not high-LP: scrub" in yes.ours
-    # Without the results table every method is tested, and SCRUB recovers slower.
-    assert claim_4(relearn).holds == "partial"
+    # SCRUB's LP forget (52) is not 10 pp above Retrain's (50): its rows do not apply.
+    assert measured(relearning_checks(relearn, HIGH_LP)) == {
+        ("claim4_auc_gain", "rl:few_shot"): "holds", ("claim4_auc_gain", "rl:head_only"): "holds",
+        ("claim4_auc_gain", "scrub:few_shot"): "not applicable",
+        ("claim4_auc_gain", "scrub:head_only"): "not applicable"}
+    assert relearning_checks(relearn, HIGH_LP)["value"].tolist()[:2] == [50.0, 40.0]
     # Fast on one attack only.
     mixed = table(RELEARN_RETRAIN, auc("rl", few_shot=80, head_only=10))
-    assert claim_4(mixed, HIGH_LP).units == {"rl:few_shot": True, "rl:head_only": False}
-    slow = table(RELEARN_RETRAIN, auc("rl", few_shot=20, head_only=10))
-    assert claim_4(slow, HIGH_LP).holds == "no"
-    # The AUC margin is respected: few-shot 80 > 30 + 45 passes, head-only 60 < 20 + 45 fails.
-    assert claim_4(relearn, HIGH_LP, auc_margin=45).units == {"rl:few_shot": True,
-                                                              "rl:head_only": False}
+    assert failing(relearning_checks(mixed, HIGH_LP)) == [("claim4_auc_gain", "rl:head_only")]
+    # Only the attacks asked for, and only forget sets attacked on Retrain too.
+    assert relearning_checks(mixed, HIGH_LP, attacks=("few_shot",))["subject"].tolist() == [
+        "rl:few_shot"]
+    elsewhere = table(RELEARN_RETRAIN, auc("rl", forget_sets=("7",), few_shot=80))
+    assert relearning_checks(elsewhere, HIGH_LP).empty
 
 
-def test_claim_4_variants_and_not_run():
-    relearn = table(RELEARN_RETRAIN, auc("rl", "cmf", few_shot=80, head_only=60))
-    verdict = claim_4(relearn)
-    assert verdict.units == {"rl/cmf:few_shot": True, "rl/cmf:head_only": True}
-    assert claim_4(auc("rl", few_shot=80)).holds == "not run"              # no Retrain
-    only_low = table(RELEARN_RETRAIN, auc("scrub", few_shot=80))
-    v = claim_4(only_low, HIGH_LP)
-    assert v.holds == "not run" and "no method has high LP forget" in v.ours
+def test_relearning_checks_of_the_variants():
+    relearn = table(RELEARN_RETRAIN, auc("rl", few_shot=80, head_only=60),
+                    auc("rl", "cmf", few_shot=20, head_only=60))
+    results = table(HIGH_LP, acc("rl", "cmf", output=(90, 50), lp=(90, 85)))
+    assert relearning_checks(relearn, results)["subject"].tolist() == ["rl:few_shot",
+                                                                        "rl:head_only"]
+    both = relearning_checks(relearn, results, variants=("full", "cmf"))
+    assert both["subject"].tolist() == ["rl:few_shot", "rl:head_only", "rl/cmf:few_shot",
+                                        "rl/cmf:head_only"]
+    assert failing(both) == [("claim4_auc_gain", "rl/cmf:few_shot")]
+    # A variant is high-LP by its own LP forget: RL + CMF at 55 is not.
+    low = table(HIGH_LP, acc("rl", "cmf", output=(90, 50), lp=(90, 55)))
+    applies = relearning_checks(relearn, low, variants=("cmf",))["applies"]
+    assert not applies.any() and len(applies) == 2
 
 
-# ------------------------------------------------------------------ ledger
+# ------------------------------------------------------------------ the paper's numbers
 
-def test_ledger_runs_what_is_present():
-    results = table(RETRAIN, acc("rl", output=(90, 0), lp=(90, 90), ncc=(88, 80)),
-                    acc("salun", output=(90, 0), lp=(90, 90), ncc=(88, 80)))
-    out = ledger({"results": results})
-    assert out["claim"].tolist() == [1, 2, 3, 4]
-    assert out["holds"].tolist() == ["yes", "not run", "not run", "not run"]
-    assert list(out.columns) == ["claim", "claim_text", "statement", "paper", "ours", "holds"]
-    relearn = table(RELEARN_RETRAIN, auc("rl", few_shot=80, head_only=60))
-    both = ledger({"results": results, "relearning": relearn}, options={1: {"margin": 45}})
-    assert both["holds"].tolist() == ["no", "not run", "not run", "yes"]
-    assert (ledger({})["holds"] == "not run").all()
-    with pytest.raises(ValueError, match="unknown table.*valid choices"):
-        ledger({"accuracy": results})
-    with pytest.raises(ValueError, match="unknown claim"):
-        ledger({"results": results}, options={7: {}})
-
-
-def test_paper_results_table_feeds_the_claims():
+def test_paper_results_table_feeds_the_checks():
     paper = paper_results()
     rl_lp = paper[(paper["model"] == "rl") & (paper["variant"] == "full") & (paper["head"] == "lp")
                   & (paper["split"] == "forget")]["accuracy"]
     assert rl_lp.tolist() == [92.49]
     assert len(paper) == 11 * 6 - 5  # five cells are unknown
-    # By the paper's own numbers claims 1 and 3 hold; claim 3 compares only the heads whose
+    # By the paper's own numbers every part of claim 3 holds; it compares only the heads whose
     # forget accuracy the paper reports lower (RL+CMF NCC forget 82.04 is above RL's 80.25).
-    assert claim_1(paper).holds == "yes"
-    assert claim_3(paper).holds == "yes"
-    assert claim_3(paper, lowered_heads={"rl": ("lp", "ncc")}).units["rl"] is False
+    parts = cmf_checks(paper)
+    assert set(measured(parts).values()) == {"holds"}
+    assert set(parts["subject"]) == {"rl", "rl/lp", "salun", "salun/lp", "salun/ncc", "scrub",
+                                     "scrub/lp", "scrub/ncc", "neggrad_plus", "unsir",
+                                     "unsir/ncc"}
+    rl_ncc_too = paper_lowered_heads() | {"rl": ("lp", "ncc")}
+    assert failing(cmf_checks(paper, lowered_heads=rl_ncc_too)) == [("claim3_lowers", "rl/ncc")]
     assert paper_lowered_heads() == {"rl": ("lp",), "salun": ("lp", "ncc"), "neggrad_plus": (),
                                      "scrub": ("lp", "ncc"), "unsir": ("ncc",)}

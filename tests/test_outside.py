@@ -11,10 +11,10 @@ import textwrap
 import pandas as pd
 import pytest
 
-from illusion import outside
+from illusion import claims, outside
 from illusion.cli import main
 from illusion.config import get_profile
-from illusion.evaluation import MethodReport, evaluate_method
+from illusion.evaluation import SHORT, MethodReport, evaluate_method
 from illusion.experiment import Experiment
 from illusion.unlearn import METHODS, traits
 
@@ -141,20 +141,25 @@ def test_an_entry_point_method_gets_the_report_of_a_builtin(package, store_dir, 
     assert set(auc["attack"]) == {"retain_finetune", "few_shot", "head_only"}
     assert {("tiny_outside", v) for v in ("full", "classifier_only", "cmf")} <= set(
         map(tuple, auc[keys].drop_duplicates().to_numpy()))
-    assert list(report.claims.columns) == ["claim", "claim_text", "statement", "paper", "ours",
-                                           "holds"]
-    assert list(report.claims["claim"]) == [1, 2, 3, 4]
-    assert report.claims["holds"].isin(["yes", "partial", "no", "not decided"]).all()
-    assert "tiny_outside" in report.claims.loc[0, "statement"]  # claim 1 judges this method
-    assert {"check", "subject", "value", "verdict"} <= set(report.checks.columns)
-    assert {"claim1_output_forget", "claim4_auc_gain"} <= set(report.checks["check"])
-    assert set(report.claim3_parts["method"]) == {"tiny_outside"}
+    # Every claim judged by the book's checks, with this method as the unit of each.
+    assert list(report.claims.columns) == ["claim", "statement", "verdict", "checks"]
+    assert list(report.claims["claim"]) == ["Claim 1", "Claim 2", "Claim 3", "Claim 4"]
+    checks = report.checks
+    assert {"check", "subject", "value", "verdict", "expected"} <= set(checks.columns)
+    assert {"claim1_output_forget", "claim2_output_forget", "claim2_heads_unchanged",
+            "claim3_tracks", "claim3_illusion", "claim4_auc_gain"} <= set(checks["check"])
+    assert checks["subject"].str.match(r"tiny_outside($|[/:])").all(), checks["subject"]
+    assert checks["verdict"].isin(claims.VERDICTS).all()
+    for row in report.claims.itertuples():  # the verdict of a claim is that of its checks
+        mine = checks[checks["claim"] == row.claim.removeprefix("Claim ")]
+        assert (row.verdict, row.checks) == claims.verdict_of(mine)
     assert report.meta["origin"] == f"{PACKAGE}.methods:TINY"
     # On smoke every method, built-in or not, takes the profile's common LR (0.01).
     assert report.meta["settings"]["cmf"]["lr"] == get_profile("smoke").method("rl", "cmf").lr
     text = report.summary()
     for title in ("Table 1", "Table 2", "Table 3", "recovery AUC", "Claims ledger", "Verdicts"):
         assert title in text
+    assert f"Claim 4 ({SHORT['4']}): {report.claims.loc[3, 'verdict']}" in text
 
 
 def test_a_module_function_path_through_the_cli(package, store_dir, monkeypatch, tmp_path, capsys):
@@ -166,14 +171,15 @@ def test_a_module_function_path_through_the_cli(package, store_dir, monkeypatch,
                    "--set", "methods.plain.lr=0.004"])
     printed = capsys.readouterr()
     assert status == 0, printed.err
-    assert "Table 3" in printed.out and "claim 4" in printed.out
+    assert "Table 3" in printed.out and "Claim 4" in printed.out
     files = {p.name for p in out.iterdir()}
     assert files == {"report.json", "summary.txt", *(f"{t}.csv" for t in MethodReport.TABLES)}
     report = json.loads((out / "report.json").read_text())
     assert report["meta"]["method"] == "plain"
     assert report["meta"]["settings"]["full"]["lr"] == 0.004
-    claims = pd.read_csv(out / "claims.csv")
-    assert list(claims["claim"]) == [1, 2, 3, 4] and "holds" in claims
+    verdicts = pd.read_csv(out / "claims.csv")
+    assert list(verdicts["claim"]) == ["Claim 1", "Claim 2", "Claim 3", "Claim 4"]
+    assert verdicts["verdict"].notna().all()
     table3 = pd.read_csv(out / "table3.csv")
     assert ("plain", "cmf") in set(zip(table3["model"], table3["variant"]))
 

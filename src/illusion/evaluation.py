@@ -6,7 +6,8 @@
 One method (built-in, an entry point of ``illusion.methods`` or a ``module:function`` path,
 :mod:`illusion.outside`) run as the book runs its baselines, with the profile's settings (an
 outside method's declared row, overridable like a built-in's), on the forget sets given (else
-the profile's), and judged by the book's own claim functions:
+the profile's), and judged by the book's own checks, with this method as the unit of every
+claim:
 
 - ``table1``: Output / LP / NCC accuracy on test retain / forget of the method in full, with
   the Original and Retrain (the paper's Table 1 rows of this method);
@@ -16,12 +17,15 @@ the profile's), and judged by the book's own claim functions:
 - ``relearning`` / ``recovery_auc``: relearning curves of the Original, Retrain and each
   variant of the method on the attacked forget sets (the evaluated single-class forget sets, at
   most ``attack.forget_sets`` of them) and their AUC, as chapter 6 computes them;
-- ``checks``: the book's checks of claims 1 and 4 on this method
-  (:func:`illusion.claims.misalignment_checks`, :func:`illusion.claims.relearning_checks`)
-  with their verdicts (:func:`illusion.claims.decide`);
-- ``claim3_parts``: the parts of claim 3 for its CMF variant (:func:`illusion.claims.claim_3_parts`);
-- ``claims``: the claims ledger (:func:`illusion.claims.ledger`) with this method as the unit
-  of every claim (claim 1 and claim 3's "illusion" part name it instead of RL and SalUn).
+- ``checks``: the checks of chapters 2, 4, 5 and 6 on this method, the book's check functions
+  (:func:`illusion.claims.misalignment_checks`, :func:`illusion.claims.classifier_only_checks`,
+  :func:`illusion.claims.cmf_checks`, :func:`illusion.claims.relearning_checks`) with their
+  verdicts on the profile (:func:`illusion.claims.decide`); they name this method where the
+  book names RL and SalUn (claim 1, claim 3's "illusion" part) or RL and NegGrad+ (claim 2).
+  Not computed here: chapter 4's evidence (the classifier's geometry) and the CMF Original's
+  own checks;
+- ``claims``: one verdict per claim from those checks (:func:`illusion.claims.verdicts`, as the
+  book's ledger words it); ``not run`` for claim 4 when no single-class forget set was attacked.
 
 Every input is checked before anything trains, and the report is written only once all of it
 is computed (each file atomically): a bad input or a failed run leaves nothing behind.
@@ -47,9 +51,9 @@ from .store import Store, atomic_write_text
 from .unlearn import get_method, traits
 
 RELEARNING_ATTACKS = ("few_shot", "head_only")  # the attacks claim 4 is judged on
-SHORT = {1: "output forgets, features keep the class: the illusion",
-         2: "classifier-only suffices", 3: "under CMF it barely forgets",
-         4: "relearning brings it back faster than Retrain"}
+SHORT = {"1": "output forgets, features keep the class: the illusion",
+         "2": "classifier-only suffices", "3": "under CMF it barely forgets",
+         "4": "relearning brings it back faster than Retrain"}
 
 
 class EvaluateError(ValueError):
@@ -67,11 +71,9 @@ class MethodReport:
     relearning: pd.DataFrame
     recovery_auc: pd.DataFrame
     checks: pd.DataFrame
-    claim3_parts: pd.DataFrame
     claims: pd.DataFrame
 
-    TABLES = ("table1", "table2", "table3", "relearning", "recovery_auc", "checks",
-              "claim3_parts", "claims")
+    TABLES = ("table1", "table2", "table3", "relearning", "recovery_auc", "checks", "claims")
 
     def to_dict(self) -> dict:
         def records(df: pd.DataFrame) -> list[dict]:
@@ -101,8 +103,9 @@ class MethodReport:
         lines = [f"Does {name!r} ({m['origin']}) create the illusion of unlearning? Profile "
                  f"{m['profile']}, forget sets {m['forget_sets']}, relearning on "
                  f"{m['attacked_forget_sets'] or 'none'}; variants {m['variants']}"]
-        lines.append("Verdicts: " + "; ".join(f"claim {c} ({SHORT.get(c, '')}): {h}" for c, h in
-                                              zip(self.claims["claim"], self.claims["holds"])))
+        short = {claims.claim_title(c): text for c, text in SHORT.items()}
+        lines.append("Verdicts: " + "; ".join(f"{row.claim} ({short[row.claim]}): {row.verdict}"
+                                              for row in self.claims.itertuples()))
         profile = _Buckets(m["buckets"])
 
         def block(title: str, table: pd.DataFrame) -> None:
@@ -120,15 +123,13 @@ class MethodReport:
                 .groupby(["model", "attack"], sort=False)["auc"].mean().unstack("attack"))
             lines.extend(["", f"Relearning: recovery AUC (%), mean forget accuracy over "
                               f"{m['attack_steps']} attack steps", auc.round(1).to_string()])
-        if not self.checks.empty:
-            shown = self.checks[["check", "subject", "value", "op", "threshold", "verdict"]]
-            lines.extend(["", "Checks (illusion.claims, the book's thresholds)",
-                          shown.to_string(index=False, float_format=lambda v: f"{v:.2f}")])
+        shown = self.checks[["claim", "check", "subject", "value", "op", "threshold", "verdict"]]
+        lines.extend(["", "Checks (illusion.claims, the book's thresholds)",
+                      shown.to_string(index=False, float_format=lambda v: f"{v:.2f}")])
         lines.extend(["", "Claims ledger (this method as the unit of every claim)"])
         for row in self.claims.itertuples():
-            lines.append(f"  claim {row.claim} [{row.holds}]: {row.claim_text}")
-            lines.append(f"      tested: {row.statement}")
-            lines.append(f"      ours: {row.ours}")
+            lines.append(f"  {row.claim} [{row.verdict}]: {row.statement}")
+            lines.append(f"      checks: {row.checks}")
         return "\n".join(lines)
 
 
@@ -239,16 +240,13 @@ def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence
         auc = pd.DataFrame(columns=["model", "variant", "forget_set", "attack", "auc"])
     relearning = auc[auc["attack"].isin(RELEARNING_ATTACKS)]
 
-    checks = [claims.misalignment_checks(table1, methods=(name,))]
+    checks = [claims.misalignment_checks(table1, methods=(name,)),
+              claims.classifier_only_checks(table2, methods=(name,)),
+              claims.cmf_checks(table3, illusion_methods=(name,))]
     if not relearning.empty:
         checks.append(claims.relearning_checks(relearning, table1, attacks=RELEARNING_ATTACKS))
     decided = claims.decide(pd.concat(checks, ignore_index=True), p.name)
-    everything = pd.concat([table1, table2.drop(columns="computed_as"), table3],
-                           ignore_index=True).drop_duplicates(
-        ["model", "variant", "forget_set", "head", "split"])
-    ledger = claims.ledger(
-        {"results": everything, **({"relearning": relearning} if not relearning.empty else {})},
-        options={1: {"methods": (name,)}, 3: {"illusion_methods": (name,)}}, profile=p.name)
+    ledger = claims.verdicts(decided, claims=list(SHORT)).drop(columns="chapters")
     meta = {
         "method": name, "origin": getattr(get_method(name), "origin", "built-in"),
         "traits": {"edits_classifier": traits(name).edits_classifier,
@@ -261,6 +259,5 @@ def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence
         "attacked_forget_sets": [fs.name for fs in attacked], "attack_steps": p.attack.steps,
         "device": str(exp.device), "torch": torch.__version__,
     }
-    return MethodReport(meta, table1, table2, table3, curves, auc, decided,
-                        claims.claim_3_parts(everything, illusion_methods=(name,)), ledger)
+    return MethodReport(meta, table1, table2, table3, curves, auc, decided, ledger)
 

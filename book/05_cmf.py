@@ -460,16 +460,17 @@ at_budget.pivot_table(index="model", columns=["budget", "head"], values="accurac
 # against NegGrad+'s 52.00, and no LP number of NegGrad+ and UNSIR without CMF is known. So
 # `illusion.claims.cmf_checks` tests (ii) on exactly the (method, head) pairs where the
 # paper's numbers fall (LP: RL, SalUn, SCRUB; NCC: SalUn, SCRUB, UNSIR). The same function on
-# the paper's transcribed numbers gives the column `paper`: there every part holds.
+# the paper's transcribed numbers gives the columns `paper` and `in the paper`: there every part
+# holds.
 #
 # Tolerances (real profiles, means over all forget sets of the profile):
 #
 # 1. **output tracks the features** (`claim3_tracks`): for every CMF variant, |output forget − NCC
 #    forget| is at most **5 pp** (the paper's largest gap is 3.6 pp, UNSIR + CMF);
-# 2. **CMF lowers the representation heads** (`claim3_lowers`): on the pairs above, the CMF variant's
-#    forget accuracy is strictly below its base method's;
-# 3. **the illusion exposed** (`claim3_illusion`): RL + CMF and SalUn + CMF keep at least **half** the
-#    output forget accuracy of the CMF Original they start from;
+# 2. **CMF lowers the representation heads** (`claim3_lowers`): on the pairs above, the CMF
+#    variant's forget accuracy is strictly below its base method's;
+# 3. **the illusion exposed** (`claim3_illusion`): RL + CMF and SalUn + CMF keep at least
+#    **half** the output forget accuracy of the CMF Original they start from;
 # 4. the CMF-prepared Original stays within **3 pp** of the Original on the whole test split
 #    under every head, and its head agrees with the cosine nearest class mean computed here on
 #    at least **99%** of the test images (bf16 on a GPU may flip a few near-ties).

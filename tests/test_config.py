@@ -1,6 +1,7 @@
 import pytest
 
-from illusion.config import PROFILES, ForgetSet, SettingError, get_profile, resolve, validate
+from illusion.config import (PROFILES, ForgetSet, SettingError, get_profile, paper_cmf_epochs,
+                             resolve, validate)
 
 
 def test_unknown_profile_names_valid_choices():
@@ -207,3 +208,15 @@ def test_method_options_are_checked_against_what_each_method_reads(overrides, me
         Experiment("smoke", overrides)
     for name in PROFILES:  # every built-in profile passes
         Experiment(name)
+
+
+def test_paper_cmf_epochs_compare_a_budget_of_its_own_with_the_papers():
+    default = get_profile("default")
+    epochs = paper_cmf_epochs(default)
+    assert set(epochs) == set(default.variant_method_names("cmf"))
+    assert epochs == {m: get_profile("paper").method(m, "cmf").epochs for m in epochs}
+    assert any(e > default.method(m, "cmf").epochs for m, e in epochs.items())
+    # A paper recipe runs at the paper's budget already: nothing to compare.
+    for name in ("paper", "paper-cifar100", "paper-tinyimagenet"):
+        assert get_profile(name).paper_recipe and paper_cmf_epochs(get_profile(name)) == {}
+    assert not default.paper_recipe

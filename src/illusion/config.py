@@ -270,6 +270,12 @@ class Profile:
         """The single-class forget sets the relearning attacks run on."""
         return tuple(self.buckets.get("single", ()))[:self.attack.forget_sets]
 
+    @property
+    def paper_recipe(self) -> bool:
+        """One of the paper's recipes (``paper``, ``paper-cifar100``, ``paper-tinyimagenet``):
+        its methods run at the paper's budgets, and the paper's numbers of its dataset apply."""
+        return self.name.startswith("paper")
+
     def bucket_of(self, forget_set: ForgetSet) -> str:
         return next(b for b, sets in self.buckets.items() if forget_set in sets)
 
@@ -612,6 +618,18 @@ def get_profile(name: str, rows: Iterable[MethodRow] = (),
                                f"the package cannot take a built-in method's name); built-in "
                                f"rows: {[row.name for row in base]}")
     return PROFILES[name](rows=METHOD_ROWS + rows, cmf_rows=CMF_ROWS + cmf_rows)
+
+
+def paper_cmf_epochs(profile: Profile) -> dict[str, int]:
+    """Each CMF method's epochs in the paper's (CIFAR-10) recipe, to compare a profile that
+    unlearns at a budget of its own (``default``, ``smoke``) with the paper's budget; empty on
+    a paper recipe, which runs at the paper's budget already. Methods the paper does not run
+    are left out."""
+    if profile.paper_recipe:
+        return {}
+    paper = get_profile("paper")
+    return {m: paper.method(m, "cmf").epochs for m in profile.variant_method_names("cmf")
+            if m in paper.methods}
 
 
 def resolve(profile: str | Profile, overrides: Mapping[str, Any] | str | None = None) -> Profile:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-from .config import ForgetSet, Profile, get_profile, resolve
+from .config import ForgetSet, Profile, paper_cmf_epochs, resolve
 from .experiment import Experiment
 from .paths import cache_dir, data_dir
 from .store import Store
@@ -161,7 +161,8 @@ def requests(p: Profile) -> list[tuple[str, Call]]:
                 calls += [evaluate(learnt, fs), table("metrics", learnt, fs)]
 
     # 05_cmf: the CMF Original, every CMF method in full and under CMF, the CMF models' heads
-    # in both geometries; curves in full and under CMF, and at the paper's epochs.
+    # in both geometries; curves in full and under CMF, and at the paper's epochs where the
+    # profile is not one of the paper's recipes (config.paper_cmf_epochs).
     for fs in fss:
         calls += [evaluate(ORIGINAL, fs), evaluate(CMF_ORIGINAL, fs), evaluate(retrains[fs], fs)]
         calls += [evaluate(unlearned(m, fs, v), fs) for m in cmf_methods for v in ("full", "cmf")]
@@ -169,9 +170,8 @@ def requests(p: Profile) -> list[tuple[str, Call]]:
             calls += [evaluate(model, fs, geometry=g) for g in ("model", "raw")]
     curve_method = "rl" if "rl" in cmf_methods else cmf_methods[0]
     calls += [curve(curve_method, first, v) for v in ("full", "cmf")]
-    paper = get_profile("paper")
-    calls += [curve(m, first, "cmf", epochs=paper.method(m, "cmf").epochs, at="epoch")
-              for m in cmf_methods]
+    calls += [curve(m, first, "cmf", epochs=epochs, at="epoch")
+              for m, epochs in paper_cmf_epochs(p).items()]
 
     # 06_relearning and 08_reproducibility: the attacks on every variant of the attacked forget
     # sets; the heads of every variant on every forget set, and of the CMF Original.

@@ -40,12 +40,12 @@ import pandas as pd
 import seaborn as sns
 
 from illusion import claims, results
-from illusion.book import show_verdict, start
+from illusion.book import start
 from illusion.heads import HEADS
 from illusion.train import accuracy
 
-CHAPTER = "01_setup"
-exp, checks = start(profile, overrides, CHAPTER)
+chapter = start(profile, overrides, "01_setup")
+exp = chapter.exp
 
 # %% [markdown]
 # ## The data
@@ -64,14 +64,17 @@ counts
 
 # %%
 per_class = 8
-fig, axes = plt.subplots(data.num_classes, per_class, figsize=(per_class * 0.9, data.num_classes * 0.95))
-for c, row in enumerate(axes):
+shown = range(min(data.num_classes, 10))  # CIFAR-100 and Tiny-ImageNet: their first ten classes
+fig, axes = plt.subplots(len(shown), per_class, figsize=(per_class * 0.9, len(shown) * 0.95),
+                         squeeze=False)
+for c, row in zip(shown, axes):
     images = data.test.x[data.test.y == c][:per_class].float().cpu()
     for ax, image in zip(row, images):
         ax.imshow(image.permute(1, 2, 0).squeeze(-1), cmap="gray")
         ax.set_xticks([]); ax.set_yticks([])
     row[0].set_ylabel(f"{c}: {data.classes[c]}", rotation=0, ha="right", va="center", fontsize=8)
-fig.suptitle(f"{data.name}: test images of each class")
+fig.suptitle(f"{data.name}: test images of "
+             + ("each class" if len(shown) == data.num_classes else f"{len(shown)} of its {data.num_classes} classes"))
 plt.tight_layout()
 plt.show()
 
@@ -87,9 +90,8 @@ history = pd.DataFrame({k: v for k, v in original.record["history"].items() if k
 original_test_accuracy = accuracy(original.model, data.test)
 print(f"Original: {original.seconds:.0f} s of training, best epoch "
       f"{original.record['history']['best_epoch']}, test accuracy {original_test_accuracy:.2f}%")
-results.save(pd.DataFrame({"model": ["original"], "test_accuracy": [original_test_accuracy],
-                           "best_epoch": [original.record["history"]["best_epoch"]]}),
-             exp.profile, CHAPTER, "original")
+chapter.save(pd.DataFrame({"model": ["original"], "test_accuracy": [original_test_accuracy],
+                           "best_epoch": [original.record["history"]["best_epoch"]]}), "original")
 
 # %% [markdown]
 # ## Retrain, one per forget set
@@ -103,11 +105,8 @@ results.save(pd.DataFrame({"model": ["original"], "test_accuracy": [original_tes
 # set gives D_f and D_r to every unlearning method and the training features of the LP and NCC.
 
 # %%
-def describe(forget_set):
-    return ", ".join(f"{c} ({data.classes[c]})" for c in forget_set.classes)
-
-pd.DataFrame([{"bucket": exp.profile.bucket_of(fs), "forget_set": fs.name, "classes": describe(fs)}
-              for fs in exp.profile.forget_sets])
+pd.DataFrame([{"bucket": exp.profile.bucket_of(fs), "forget_set": fs.name,
+               "classes": data.describe_classes(fs.classes)} for fs in exp.profile.forget_sets])
 
 # %%
 retrains = {fs: exp.retrain(fs) for fs in exp.profile.forget_sets}
@@ -115,7 +114,7 @@ curves = [history.assign(model="original")]
 curves += [pd.DataFrame({k: v for k, v in r.record["history"].items() if k != "best_epoch"})
            .assign(model=f"retrain {fs.name}") for fs, r in retrains.items()]
 curves = pd.concat(curves, ignore_index=True)
-results.save(curves, exp.profile, CHAPTER, "training_curves")
+chapter.save(curves, "training_curves")
 fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
 sns.lineplot(curves, x="epoch", y="train_loss", hue="model", ax=axes[0])
 sns.lineplot(curves, x="epoch", y="val_accuracy", hue="model", ax=axes[1], legend=False)
@@ -137,7 +136,7 @@ plt.show()
 rows = [exp.evaluate(original, fs) for fs in exp.profile.forget_sets]
 rows += [exp.evaluate(r, fs) for fs, r in retrains.items()]
 heads = pd.concat(rows, ignore_index=True)
-results.save(heads, exp.profile, CHAPTER, "heads")
+chapter.save(heads, "heads")
 results.accuracy_table(heads, exp.profile)
 
 # %%
@@ -168,7 +167,7 @@ plt.show()
 models = [(original, exp.profile.forget_sets[0])] + [(r, fs) for fs, r in retrains.items()]
 probes = pd.concat([exp.evaluate(m, fs, heads=("lp",), lp=lp).assign(probe=lp)
                     for m, fs in models for lp in ("lbfgs", "sgd")], ignore_index=True)
-results.save(probes, exp.profile, CHAPTER, "linear_probes")
+chapter.save(probes, "linear_probes")
 probe_table = probes.pivot_table(index=["model", "forget_set", "split"], columns="probe",
                                  values="accuracy")
 probe_table["difference"] = probe_table["lbfgs"] - probe_table["sgd"]
@@ -191,11 +190,9 @@ probe_table.round(2)
 
 # %%
 checks_table = claims.decide(claims.setup_checks(original_test_accuracy, probes), exp.profile.name)
-results.save(checks_table, exp.profile, CHAPTER, "checks")
-show_verdict(checks_table, exp.profile.name, "The setting's checks")
+chapter.save(checks_table, "checks")
+chapter.show_verdict(checks_table, "The setting's checks")
 claims.report(checks_table, exp.profile.name)
 
 # %%
-if checks:
-    claims.enforce(checks_table)
-print("checks passed" if checks else "checks not asserted: smoke profile or overridden settings")
+chapter.enforce(checks_table)

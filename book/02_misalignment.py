@@ -33,16 +33,15 @@ overrides = {}
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import torch
 
-from illusion import claims, results
-from illusion.book import show_verdict, start
+from illusion import claims, geometry, results
+from illusion.book import start
 from illusion.embedding import tsne
 from illusion.heads import HEADS, class_means
 from illusion.unlearn import BASELINES
 
-CHAPTER = "02_misalignment"
-exp, checks = start(profile, overrides, CHAPTER)
+chapter = start(profile, overrides, "02_misalignment")
+exp = chapter.exp
 
 # %% [markdown]
 # ## The methods
@@ -59,8 +58,8 @@ original = exp.original()
 models = exp.models(METHODS)  # {(name, variant, forget set): Trained}, Original and Retrain too
 accuracy = exp.accuracy(models)
 metrics = pd.concat([exp.metrics(m, fs) for (_, _, fs), m in models.items()], ignore_index=True)
-results.save(accuracy, exp.profile, CHAPTER, "table1")
-results.save(metrics, exp.profile, CHAPTER, "metrics")
+chapter.save(accuracy, "table1")
+chapter.save(metrics, "metrics")
 print(f"{len(models)} model x forget-set pairs evaluated")
 
 # %% [markdown]
@@ -126,18 +125,11 @@ plt.show()
 # %%
 orig_features = exp.features(original)
 means = class_means(orig_features.train.double(), orig_features.train_y, exp.data.num_classes)
-centred = means - means.mean(0)
-cosine = torch.nn.functional.normalize(centred, dim=1) @ torch.nn.functional.normalize(centred, dim=1).T
-
-def confusability(fs):
-    others = [c for c in range(exp.data.num_classes) if c not in fs.classes]
-    return float(cosine[list(fs.classes)][:, others].max(1).values.mean())
-
 wide = forget.pivot_table(index=["forget_set", "model"], columns="head", values="accuracy")
 contrast = []
 for fs in exp.profile.forget_sets:
     row = {"forget_set": fs.name, "classes": ", ".join(exp.data.classes[c] for c in fs.classes),
-           "confusability": round(confusability(fs), 3)}
+           "confusability": round(geometry.confusability(means, fs.classes), 3)}
     for method in ("rl", "salun"):
         for head in ("lp", "ncc"):
             row[f"{method} − retrain ({head})"] = round(wide.loc[(fs.name, method), head]
@@ -145,7 +137,7 @@ for fs in exp.profile.forget_sets:
     row["retrain (lp)"], row["retrain (ncc)"] = wide.loc[(fs.name, "retrain"), "lp"], wide.loc[(fs.name, "retrain"), "ncc"]
     contrast.append(row)
 contrast = pd.DataFrame(contrast)
-results.save(contrast, exp.profile, CHAPTER, "contrast_per_forget_set")
+chapter.save(contrast, "contrast_per_forget_set")
 contrast
 
 # %% [markdown]
@@ -164,7 +156,7 @@ for name in ("original", "rl", "retrain"):
     maps.append(tsne(f.test, f.test_y, per_class=100, seed=exp.profile.seed).assign(model=name))
 maps = pd.concat(maps, ignore_index=True)
 maps["forgotten"] = maps["label"].isin(fs0.classes)
-results.save(maps, exp.profile, CHAPTER, "tsne")
+chapter.save(maps, "tsne")
 fig, axes = plt.subplots(1, 3, figsize=(8.6, 3.2))
 for ax, (name, part) in zip(axes, maps.groupby("model", sort=False)):
     rest, gone = part[~part["forgotten"]], part[part["forgotten"]]
@@ -193,7 +185,7 @@ plt.show()
 
 # %%
 curve = exp.unlearning_curve("rl", fs0, points=8)
-results.save(curve, exp.profile, CHAPTER, "rl_curve")
+chapter.save(curve, "rl_curve")
 fig, ax = plt.subplots(figsize=(7, 3.8))
 sns.lineplot(curve, x="step", y="accuracy", hue="head", style="split", hue_order=list(HEADS),
              style_order=["forget", "retain"], markers=True, ax=ax)
@@ -214,7 +206,7 @@ plt.show()
 # %%
 align = metrics[metrics["metric"].str.startswith("alignment")].copy()
 align["classes"] = align["metric"].str.replace("alignment_", "")
-results.save(align, exp.profile, CHAPTER, "alignment")
+chapter.save(align, "alignment")
 fig, ax = plt.subplots(figsize=(9, 3.6))
 sns.barplot(align, x="model", y="value", hue="classes", order=MODEL_ORDER, errorbar=("pi", 100), ax=ax)
 ax.set_ylabel("cos(w_c, μ_c − μ_G)"); ax.set_xlabel("")
@@ -233,7 +225,7 @@ align.pivot_table(index="model", columns="classes", values="value").reindex(MODE
 # %%
 layers = pd.concat([exp.layerwise(models[name, "full", fs0], fs0) for name in ("original", "rl", "salun", "retrain")],
                    ignore_index=True)
-results.save(layers, exp.profile, CHAPTER, "layerwise_lp")
+chapter.save(layers, "layerwise_lp")
 fig, ax = plt.subplots(figsize=(7, 3.8))
 sns.lineplot(layers, x="stage", y="accuracy", hue="model", style="split", style_order=["forget", "retain"],
              markers=True, ax=ax)
@@ -260,11 +252,9 @@ plt.show()
 
 # %%
 checks_table = claims.decide(claims.misalignment_checks(accuracy), exp.profile.name)
-results.save(checks_table, exp.profile, CHAPTER, "checks")
-show_verdict(checks_table, exp.profile.name, "Claim 1")
+chapter.save(checks_table, "checks")
+chapter.show_verdict(checks_table, "Claim 1")
 claims.report(checks_table, exp.profile.name)
 
 # %%
-if checks:
-    claims.enforce(checks_table)
-print("checks passed" if checks else "checks not asserted: smoke profile or overridden settings")
+chapter.enforce(checks_table)

@@ -35,14 +35,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import display
 
-from illusion import claims, geometry, results
-from illusion.book import show_verdict, start
+from illusion import claims, geometry
+from illusion.book import start
+from illusion.device import one_thread
 from illusion.heads import class_means
 
-CHAPTER = "03_neural_collapse"
-exp, checks = start(profile, overrides, CHAPTER)
+chapter = start(profile, overrides, "03_neural_collapse")
+exp = chapter.exp
 
 # %% [markdown]
 # ## The proposition
@@ -107,8 +107,12 @@ for K in (10, 100):
 theory = pd.concat(theory_rows, ignore_index=True)
 theory["region"] = np.select([theory["c"] < theory["low"], theory["c"] > theory["high"]],
                              ["below", "above"], "inside")
-results.save(theory, exp.profile, CHAPTER, "theory_sweep")
+chapter.save(theory, "theory_sweep")
 
+# %% [markdown]
+# Every value of $c$ lands where the proposition says:
+
+# %%
 inside, below, above = (theory[theory["region"] == r] for r in ("inside", "below", "above"))
 assert (inside["forget_accuracy"] == 0).all() and (inside["retain_accuracy"] == 100).all()
 assert (below["forget_accuracy"] == 100).all()
@@ -165,47 +169,31 @@ plt.show()
 # bound on its curvature).
 
 # %%
-class one_thread:
-    """Small float64 loops run several times faster on one thread than on busy shared cores."""
-
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.threads)
-
-
-def ga_step(features, W, scale=0.02):
-    """A GA step that moves a row by about ``scale`` of its norm."""
-    W, features = torch.as_tensor(W, dtype=torch.float64), torch.as_tensor(features, dtype=torch.float64)
-    return float(scale * W.norm(dim=1).mean() / features.norm(dim=1).mean())
-
-
-def rl_step(features):
-    """1 / mean ||h||^2: the cross-entropy's curvature in a row is at most ||h||^2 / 2."""
-    return float(1.0 / torch.as_tensor(features, dtype=torch.float64).pow(2).sum(1).mean())
-
 K = exp.data.num_classes
 features, labels, M = geometry.simplex_etf_features(K, d=K, n_per_class=20, seed=exp.profile.seed)
 low, high = geometry.theory_bounds(alpha, K)
-lr = ga_step(features, alpha * M)
+lr = geometry.ga_step_size(features, alpha * M)
 ga_steps = int(1.3 * alpha * K / lr)  # long enough to leave the window through its top
 with one_thread():
     exact = pd.concat([
         geometry.forget_row_dynamics(features, labels, alpha * M, None, 0, ga_steps, lr, mode="ga",
                                      every=max(1, ga_steps // 400))
         .assign(run="GA on the forget row"),
-        geometry.forget_row_dynamics(features, labels, alpha * M, None, 0, 3000, rl_step(features),
-                                     mode="rl", every=10, seed=exp.profile.seed)
+        geometry.forget_row_dynamics(features, labels, alpha * M, None, 0, 3000,
+                                     geometry.rl_step_size(features), mode="rl", every=10,
+                                     seed=exp.profile.seed)
         .assign(run="RL on the classifier"),
     ], ignore_index=True)
 # c relative to the scale of the retain rows: the proposition's c / alpha.
 exact["c_over_alpha"] = -exact["along"] / exact["retain_norm"]
 exact["inside"] = (exact["c_over_alpha"] > low / alpha) & (exact["c_over_alpha"] < high / alpha)
-results.save(exact, exp.profile, CHAPTER, "dynamics_exact_collapse")
+chapter.save(exact, "dynamics_exact_collapse")
 
-# GA moves the forget row only, so the proposition decides its accuracies at every step.
+# %% [markdown]
+# GA moves the forget row only, so the proposition decides its accuracies at every step: 0%
+# forget with 100% retain exactly while $c/\alpha$ is inside the window.
+
+# %%
 ga = exact[exact["run"] == "GA on the forget row"]
 perfect = (ga["forget_accuracy"] == 0) & (ga["retain_accuracy"] == 100)
 assert (perfect == ga["inside"]).all() and ga["inside"].any()
@@ -281,12 +269,17 @@ original = exp.original()
 feats = exp.features(original)
 W, b = original.model.fc.weight.detach(), original.model.fc.bias.detach()
 test = (feats.test, feats.test_y)
-ga_lr, rl_lr = ga_step(feats.train, W), rl_step(feats.train)
+ga_lr, rl_lr = geometry.ga_step_size(feats.train, W), geometry.rl_step_size(feats.train)
 nonnegative = bool((feats.train >= 0).all() and (feats.test >= 0).all())
 print(f"features non-negative: {nonnegative}; step sizes: GA {ga_lr:.3g}, RL {rl_lr:.3g}")
 means = class_means(feats.train.double(), feats.train_y, feats.num_classes)
 # GA's limit direction is minus the mean forget feature: its cosine with the centred mean.
 ga_limit = geometry.alignment_cosines(feats.train, feats.train_y, -means)
+
+# %% [markdown]
+# The three runs on every forget set, and a row per forget set and run:
+
+# %%
 runs = {"GA on the forget rows": dict(mode="ga", lr=ga_lr, steps=1500, every=10),
         "GA on the forget rows, bias frozen": dict(mode="ga", lr=ga_lr, steps=1500, every=10,
                                                    train_bias=False),
@@ -300,24 +293,10 @@ with one_thread():
             real_rows.append(part.assign(run=run, forget_set=fs.name))
 real = pd.concat(real_rows, ignore_index=True)
 real["ga_limit_cosine"] = real["class"].map(ga_limit.set_index("class")["cosine"])
-results.save(real, exp.profile, CHAPTER, "dynamics_original")
-
-
-def summary(part):
-    start, end = part[part["step"] == 0], part[part["step"] == part["step"].max()]
-    reach = part[part["forget_accuracy"] <= 5]
-    return pd.Series({
-        "steps": end["step"].iloc[0],
-        "cosine start": start["cosine"].mean(), "cosine end": end["cosine"].mean(),
-        "GA limit (predicted)": end["ga_limit_cosine"].mean(),
-        "forget start": start["forget_accuracy"].iloc[0], "forget end": end["forget_accuracy"].iloc[0],
-        "retain start": start["retain_accuracy"].iloc[0], "retain end": end["retain_accuracy"].iloc[0],
-        "first step forget <= 5%": reach["step"].min(),
-        "best retain with forget <= 5%": reach["retain_accuracy"].max()})
-
-
-real_summary = real.groupby(["forget_set", "run"]).apply(summary, include_groups=False).round(2)
-results.save(real_summary.reset_index(), exp.profile, CHAPTER, "dynamics_original_summary")
+chapter.save(real, "dynamics_original")
+real_summary = (real.groupby(["forget_set", "run"])
+                .apply(geometry.dynamics_summary, include_groups=False).round(2))
+chapter.save(real_summary.reset_index(), "dynamics_original_summary")
 real_summary
 
 # %% [markdown]
@@ -381,10 +360,7 @@ plt.show()
 # is far from isotropic.
 
 # %%
-def measured_nc1(features, labels):
-    return geometry.nc_metrics(features, labels)["nc1"]
-
-nc1_train, nc1_test = measured_nc1(feats.train, feats.train_y), measured_nc1(*test)
+nc1_train, nc1_test = geometry.nc1(feats.train, feats.train_y), geometry.nc1(*test)
 # Under isotropic noise sigma, NC1 = sigma^2 (K-1)^2 / K: cover 1.5 x the Original's NC1.
 sigma_max = np.sqrt(1.5 * max(nc1_train, nc1_test, 0.05) * K) / (K - 1)
 low, high = geometry.theory_bounds(alpha, K)
@@ -397,12 +373,18 @@ for sigma in np.linspace(0.0, sigma_max, 13):
     # c = -alpha restores the Original's forget row alpha mu_f: the unchanged classifier.
     unchanged = geometry.forget_row_sweep(features, labels, M, alpha, 0, [-alpha])
     reference = unchanged["retain_accuracy"].iloc[0]
-    noise_rows.append({"sigma": sigma, "nc1": measured_nc1(features, labels),
+    noise_rows.append({"sigma": sigma, "nc1": geometry.nc1(features, labels),
                        "reference_retain": reference,
                        **geometry.forget_row_window(sweep, reference)})
 noise = pd.DataFrame(noise_rows)
-results.save(noise, exp.profile, CHAPTER, "noise_sweep")
+chapter.save(noise, "noise_sweep")
+print(f"Original NC1: {nc1_train:.3f} (training features), {nc1_test:.3f} (test features)")
+noise.round(3)
 
+# %% [markdown]
+# The same replacement on the Original, for every single-class forget set:
+
+# %%
 replacement_rows = []
 mu_G = feats.train.double().mean(0)
 with torch.no_grad():
@@ -418,9 +400,7 @@ for fs in exp.profile.buckets.get("single", ()):
                              **geometry.forget_row_window(sweep, reference)})
 replacement = pd.DataFrame(replacement_rows)
 if len(replacement):
-    results.save(replacement, exp.profile, CHAPTER, "replacement_original")
-print(f"Original NC1: {nc1_train:.3f} (training features), {nc1_test:.3f} (test features)")
-display(noise.round(3))
+    chapter.save(replacement, "replacement_original")
 replacement.round(3)
 
 # %%
@@ -446,11 +426,9 @@ for ax in axes:
     ax.axvline(nc1_train, color="k", ls="--", lw=0.9, label="Original NC1 (train)")
     ax.axvline(nc1_test, color="k", ls=":", lw=0.9, label="Original NC1 (test)")
     ax.set_xlabel("NC1 = tr($\\Sigma_W \\Sigma_B^+$)/K")
-axes[0].set_ylabel("retain accuracy (%)")
-axes[0].set_title("retain accuracy before and after the replacement")
-axes[1].set_ylabel("c / $\\alpha$")
-axes[1].set_title("c with forget $\\leq$ 5% and retain within 2 pp")
-axes[0].legend(fontsize=7); axes[1].legend(fontsize=7)
+    ax.legend(fontsize=7)
+axes[0].set(ylabel="retain accuracy (%)", title="retain accuracy before and after the replacement")
+axes[1].set(ylabel="c / $\\alpha$", title="c with forget $\\leq$ 5% and retain within 2 pp")
 plt.tight_layout()
 plt.show()
 
@@ -502,7 +480,7 @@ for form in geometry.NC_FORMS:  # Papyan et al.'s forms, then the authors'
                                                       retrain.model.fc.bias.detach(),
                                                       classes=retain_classes)})
 nc = pd.DataFrame(nc_rows)
-results.save(nc, exp.profile, CHAPTER, "nc_metrics")
+chapter.save(nc, "nc_metrics")
 nc[nc["form"] == "papyan"].dropna(axis=1, how="all").round(3)
 
 # %% [markdown]
@@ -537,11 +515,9 @@ nc[nc["form"] == "authors"].dropna(axis=1, how="all").round(3)
 # %%
 single = [fs.name for fs in exp.profile.buckets.get("single", ())]
 checks_table = claims.decide(claims.collapse_checks(real, single, nonnegative), exp.profile.name)
-results.save(checks_table, exp.profile, CHAPTER, "checks")
-show_verdict(checks_table, exp.profile.name, "Claim 2, the theory on the Original")
+chapter.save(checks_table, "checks")
+chapter.show_verdict(checks_table, "Claim 2, the theory on the Original")
 claims.report(checks_table, exp.profile.name)
 
 # %%
-if checks:
-    claims.enforce(checks_table)
-print("checks passed" if checks else "checks not asserted: smoke profile or overridden settings")
+chapter.enforce(checks_table)

@@ -52,24 +52,13 @@ import seaborn as sns
 import torch
 
 from illusion import claims, results
-from illusion.book import show_verdict, start
+from illusion.book import start
 from illusion.heads import HEADS, class_means, extract, ncc_predict
+from illusion.models import backbone_changes
 from illusion.unlearn import CLASSIFIER_EDITS  # shown as their full runs
 
-CHAPTER = "04_classifier_only"
-exp, checks = start(profile, overrides, CHAPTER)
-
-# %%
-methods = list(exp.profile.methods)
-original = exp.original()
-
-
-def backbone_changes(model) -> list[str]:
-    """Names of the tensors outside the last layer that differ from the Original's."""
-    before = original.model.state_dict()
-    return [k for k, v in model.state_dict().items()
-            if not k.startswith("fc.") and not torch.equal(v, before[k])]
-
+chapter = start(profile, overrides, "04_classifier_only")
+exp = chapter.exp
 
 # %% [markdown]
 # ## Every method, full model and classifier only
@@ -80,6 +69,8 @@ def backbone_changes(model) -> list[str]:
 # are shared with the previous chapters through the artifact store.
 
 # %%
+methods = list(exp.profile.methods)
+original = exp.original()
 rows, backbone = [], []
 for fs in exp.profile.forget_sets:
     rows += [exp.evaluate(original, fs), exp.evaluate(exp.retrain(fs), fs)]
@@ -93,12 +84,16 @@ for fs in exp.profile.forget_sets:
             learnt = exp.unlearned(method, fs, "classifier_only")
             rows.append(exp.evaluate(learnt, fs).assign(computed_as="classifier_only"))
         backbone.append({"method": method, "forget_set": fs.name,
-                         "changed": backbone_changes(learnt.model)})
+                         "changed": backbone_changes(learnt.model, original.model)})
 table = pd.concat(rows, ignore_index=True)
 table["computed_as"] = table["computed_as"].fillna(table["variant"])
-results.save(table, exp.profile, CHAPTER, "table2")
+chapter.save(table, "table2")
 
-# Classifier-only models (and SVD/prune) must share every tensor but fc with the Original.
+# %% [markdown]
+# Every classifier-only model (and SVD and prune) must share every tensor but the last layer's
+# with the Original, BatchNorm statistics included:
+
+# %%
 backbone = pd.DataFrame(backbone)
 assert not backbone["changed"].map(len).any(), backbone[backbone["changed"].map(len) > 0]
 print(f"{len(backbone)} classifier-only models: every tensor outside fc is bitwise the Original's")
@@ -140,7 +135,7 @@ rte = (table[(table["head"] == "output") & table["model"].isin(methods)]
        .reindex(methods))
 rte["speed-up"] = rte["full"] / rte["classifier_only"]
 rte.loc[[m for m in CLASSIFIER_EDITS if m in rte.index], "speed-up"] = float("nan")  # one run
-results.save(rte.reset_index(), exp.profile, CHAPTER, "run_times")
+chapter.save(rte.reset_index(), "run_times")
 rte.round(2)
 
 # %%
@@ -208,7 +203,7 @@ for fs in exp.profile.forget_sets:
                          "nc4_forget": 100 * differ[in_forget].mean().item(),
                          "nc4_retain": 100 * differ[~in_forget].mean().item()})
 geometry = pd.DataFrame(geometry)
-results.save(geometry, exp.profile, CHAPTER, "classifier_geometry")
+chapter.save(geometry, "classifier_geometry")
 geometry.groupby("model", sort=False)[["alignment_forget", "alignment_retain", "nc4_forget",
                                        "nc4_retain"]].mean().round(3)
 
@@ -248,11 +243,9 @@ one = exp.unlearned("rl", exp.profile.forget_sets[0], "classifier_only")
 identical = torch.equal(extract(one.model, exp.data.test)[0], extract(original.model, exp.data.test)[0])
 checks_table = claims.decide(claims.classifier_only_checks(table, geometry, features_identical=identical),
                              exp.profile.name)
-results.save(checks_table, exp.profile, CHAPTER, "checks")
-show_verdict(checks_table, exp.profile.name, "Claim 2")
+chapter.save(checks_table, "checks")
+chapter.show_verdict(checks_table, "Claim 2")
 claims.report(checks_table, exp.profile.name)
 
 # %%
-if checks:
-    claims.enforce(checks_table)
-print("checks passed" if checks else "checks not asserted: smoke profile or overridden settings")
+chapter.enforce(checks_table)

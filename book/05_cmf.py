@@ -87,14 +87,16 @@ from IPython.display import display
 from torch.nn import functional as F
 
 from illusion import claims, cmf, results
-from illusion.book import show_verdict, start
+from illusion.book import start
 from illusion.claims import paper_results
-from illusion.config import get_profile
+from illusion.config import paper_cmf_epochs
 from illusion.embedding import tsne
 from illusion.heads import HEADS, class_means, ncc_predict
+from illusion.models import relative_encoder_change
+from illusion.results import variant_label
 
-CHAPTER = "05_cmf"
-exp, checks = start(profile, overrides, CHAPTER)
+chapter = start(profile, overrides, "05_cmf")
+exp = chapter.exp
 
 # %% [markdown]
 # The methods of Table 3 and their settings under CMF (the profile's `variant_methods["cmf"]`;
@@ -110,7 +112,7 @@ settings = pd.DataFrame([{"method": m, "variant": v, "epochs": c.epochs, "lr": c
                          for m in ["prepare", *methods] for v, c in
                          ([("cmf", cmf_settings[m])] if m == "prepare" else
                           [("full", exp.profile.method(m)), ("cmf", exp.profile.method(m, "cmf"))])])
-results.save(settings, exp.profile, CHAPTER, "settings")
+chapter.save(settings, "settings")
 settings
 
 # %% [markdown]
@@ -131,7 +133,7 @@ print(f"CMF preparation: {cmf_original.seconds:.1f} s "
       f"(the Original's training: {original.seconds:.1f} s)")
 prepared = pd.concat([exp.evaluate(m, fs) for m in (original, cmf_original) for fs in forget_sets],
                      ignore_index=True)
-results.save(prepared, exp.profile, CHAPTER, "cmf_original")
+chapter.save(prepared, "cmf_original")
 side = prepared.pivot_table(index=["forget_set", "head", "split"], columns="variant",
                             values="accuracy", sort=False)[["full", "cmf"]]
 side.columns = ["Original", "CMF Original"]
@@ -153,7 +155,7 @@ whole["difference"] = whole["CMF Original"] - whole["Original"]
 per_class = side.xs("forget", level="split")["difference"].abs().groupby(level="head", sort=False)
 whole["mean |forget difference|"] = per_class.mean()
 whole["max |forget difference|"] = per_class.max()
-results.save(whole.reset_index(), exp.profile, CHAPTER, "cmf_original_closeness")
+chapter.save(whole.reset_index(), "cmf_original_closeness")
 whole.round(2)
 
 # %% [markdown]
@@ -176,19 +178,24 @@ mu = train_f.mean(0) if normalize_first else means.mean(0)
 cosine = F.normalize(test_f - mu, dim=1) @ F.normalize(means - mu, dim=1).T
 head_pred = feats.test_logits.argmax(1)
 agree = (cosine.argmax(1) == head_pred).double().mean().item() * 100
+logit_gap = (cmf_original.model.fc.tau.item() * cosine - feats.test_logits.double()).abs().max().item()
+print(f"CMF head ({reading} reading) vs cosine to the class means computed here: {agree:.2f}% of "
+      f"{len(head_pred)} test predictions agree (largest logit difference {logit_gap:.1e})")
+
+# %% [markdown]
+# How often the head of the other reading and the Euclidean NCC agree with the CMF head:
+
+# %%
 other = "paper" if normalize_first else "code"
 other_head = cmf.class_mean_classifier(feats.train, feats.train_y, K, other)
 with torch.no_grad():
     other_agree = (other_head(feats.test).argmax(1) == head_pred).double().mean().item() * 100
 ncc_agree = (ncc_predict(class_means(feats.train, feats.train_y, K), feats.test) == head_pred
              ).double().mean().item() * 100
-logit_gap = (cmf_original.model.fc.tau.item() * cosine - feats.test_logits.double()).abs().max().item()
-print(f"CMF head ({reading} reading) vs cosine to the class means computed here: {agree:.2f}% of "
-      f"{len(head_pred)} test predictions agree (largest logit difference {logit_gap:.1e})")
 head_agreement = pd.DataFrame({"classifier": [f"cosine to class means ({reading} reading, here)",
                                               f"CMF head of the {other} reading", "Euclidean NCC"],
                                "agreement_with_cmf_head": [agree, other_agree, ncc_agree]})
-results.save(head_agreement, exp.profile, CHAPTER, "head_agreement")
+chapter.save(head_agreement, "head_agreement")
 head_agreement.round(2)
 
 # %% [markdown]
@@ -206,20 +213,14 @@ unlearned = {(m, v, fs): exp.unlearned(m, fs, v)
 rows = [prepared] + [exp.evaluate(r, fs) for fs, r in retrains.items()]
 rows += [exp.evaluate(t, fs) for (m, v, fs), t in unlearned.items()]
 table3 = pd.concat(rows, ignore_index=True)
-results.save(table3, exp.profile, CHAPTER, "table3")
-
-
-def label(model, variant):
-    return model if variant == "full" else f"{model} + {variant}"
-
-
-order = ["original", "original + cmf", "retrain"] + [label(m, v) for m in methods
+chapter.save(table3, "table3")
+order = ["original", "original + cmf", "retrain"] + [variant_label(m, v) for m in methods
                                                     for v in ("full", "cmf")]
-shown = table3.assign(model=[label(m, v) for m, v in zip(table3["model"], table3["variant"])])
+shown = table3.assign(model=[variant_label(m, v) for m, v in zip(table3["model"], table3["variant"])])
 # accuracy_table keeps the order in which rows first appear: sort them as in the paper.
 shown = shown.sort_values("model", key=lambda s: s.map(order.index), kind="stable")
 summary = results.accuracy_table(shown, exp.profile, by=("model",))
-results.save(results.mean_std(table3, exp.profile), exp.profile, CHAPTER, "table3_mean_std")
+chapter.save(results.mean_std(table3, exp.profile), "table3_mean_std")
 summary
 
 # %% [markdown]
@@ -228,7 +229,7 @@ summary
 # smaller than about twice these is within seed noise.
 
 # %%
-seed_std = results.seed_std_table("table3", exp.profile, label)
+seed_std = results.seed_std_table("table3", exp.profile, variant_label)
 seed_std if seed_std is not None else print(f"no seed spread measured for {exp.profile.name!r}")
 
 # %% [markdown]
@@ -244,9 +245,9 @@ cmf_models = [(cmf_original, fs) for fs in forget_sets] + [
 views = pd.concat([exp.evaluate(t, fs, geometry=g).assign(geometry=g)
                    for t, fs in cmf_models for g in ("model", "raw")], ignore_index=True)
 views = views[views["head"].isin(["lp", "ncc"])]
-results.save(views, exp.profile, CHAPTER, "cmf_geometry_views")
+chapter.save(views, "cmf_geometry_views")
 raw_view = (views[views["split"] == "forget"]
-            .assign(model=lambda t: [label(m, v) for m, v in zip(t["model"], t["variant"])])
+            .assign(model=lambda t: [variant_label(m, v) for m, v in zip(t["model"], t["variant"])])
             .pivot_table(index="model", columns=["head", "geometry"], values="accuracy", sort=False))
 for head in ("lp", "ncc"):
     raw_view[(head, "difference")] = raw_view[(head, "raw")] - raw_view[(head, "model")]
@@ -270,7 +271,7 @@ per_set.round(1)
 times = shown[shown["head"] == "output"].drop_duplicates(["model", "forget_set"])
 run_times = (times.groupby("model", sort=False)["seconds"].agg(mean_s="mean", std_s="std")
              .reindex(order))
-results.save(run_times.reset_index(), exp.profile, CHAPTER, "run_times")
+chapter.save(run_times.reset_index(), "run_times")
 run_times.round(2)
 
 # %% [markdown]
@@ -281,18 +282,11 @@ run_times.round(2)
 # has for forgetting.
 
 # %%
-@torch.no_grad()
-def encoder_shift(trained, start):
-    before = {n: p for n, p in start.model.named_parameters() if not n.startswith("fc.")}
-    after = dict(trained.model.named_parameters())
-    moved = sum((after[n] - p).pow(2).sum() for n, p in before.items()).sqrt()
-    return (moved / sum(p.pow(2).sum() for p in before.values()).sqrt()).item()
-
-
 shift = pd.DataFrame([{"method": m, "variant": v, "forget_set": fs.name,
-                       "relative_encoder_change": encoder_shift(t, original if v == "full" else cmf_original)}
+                       "relative_encoder_change": relative_encoder_change(
+                           t.model, (original if v == "full" else cmf_original).model)}
                       for (m, v, fs), t in unlearned.items()])
-results.save(shift, exp.profile, CHAPTER, "encoder_change")
+chapter.save(shift, "encoder_change")
 shift.pivot_table(index="method", columns="variant", values="relative_encoder_change",
                   sort=False)[["full", "cmf"]].round(4)
 
@@ -316,25 +310,25 @@ plt.show()
 # %% [markdown]
 # ### The paper's numbers
 #
-# On the `paper` profiles, the paper's CIFAR-10 single-class means (its Table 3 with the
+# On the `paper` profile (CIFAR-10), the paper's CIFAR-10 single-class means (its Table 3 with the
 # methods' own Table 1 rows, transcribed from the PDF; "–" where unknown) are printed beside
 # ours. They are the paper's, not ours.
 
 # %%
-if exp.profile.name.startswith("paper"):
+if exp.profile.paper_recipe and exp.profile.data.name == "cifar10":
     paper = paper_results()
     paper = paper[paper["model"].isin(["retrain", *methods])]
-    paper = paper.assign(model=[label(m, v) for m, v in zip(paper["model"], paper["variant"])])
+    paper = paper.assign(model=[variant_label(m, v) for m, v in zip(paper["model"], paper["variant"])])
     paper_table = (paper.pivot_table(index="model", columns=["head", "split"], values="accuracy",
                                      sort=False)
                    .reindex([o for o in order if o in set(paper["model"])]))
     paper_table = paper_table[[(h, s) for h in HEADS for s in ("retain", "forget")
                                if (h, s) in paper_table.columns]]
-    results.save(paper, exp.profile, CHAPTER, "paper_table3_transcribed")
+    chapter.save(paper, "paper_table3_transcribed")
     print("paper (Gao et al. 2026, transcribed): CIFAR-10, ResNet-18, single class, mean over 10 classes")
     display(paper_table.round(2).fillna("–"))
 else:
-    print("the paper's CIFAR-10 numbers are shown on the paper profiles only")
+    print("the paper's CIFAR-10 numbers are shown on the `paper` profile (CIFAR-10) only")
 
 # %% [markdown]
 # ## Features after unlearning, with and without CMF
@@ -360,17 +354,17 @@ for m in pairs:
     for v in ("full", "cmf"):
         f = exp.features(unlearned[(m, v, first_single)])
         maps.append(tsne(f.test, f.test_y, per_class=100, seed=exp.profile.seed)
-                    .assign(model=label(m, v)))
+                    .assign(model=variant_label(m, v)))
 maps = pd.concat(maps, ignore_index=True)
 maps["class"] = [exp.data.classes[c] for c in maps["label"]]
-results.save(maps, exp.profile, CHAPTER, "tsne")
+chapter.save(maps, "tsne")
 
 # %%
 names = list(exp.data.classes)
 palette = dict(zip(names, sns.color_palette("tab10", len(names))))
 is_forget = maps["label"].isin(first_single.classes)
 fig, axes = plt.subplots(len(pairs), 2, figsize=(8.4, 3.9 * len(pairs)), squeeze=False)
-for ax, model in zip(axes.flat, [label(m, v) for m in pairs for v in ("full", "cmf")]):
+for ax, model in zip(axes.flat, [variant_label(m, v) for m in pairs for v in ("full", "cmf")]):
     here = maps["model"] == model
     sns.scatterplot(maps[here & ~is_forget], x="x", y="y", hue="class", hue_order=names,
                     palette=palette, s=10, alpha=0.35, linewidth=0, ax=ax, legend=False)
@@ -398,13 +392,13 @@ plt.show()
 curve_method = "rl" if "rl" in methods else methods[0]
 curves = pd.concat([exp.unlearning_curve(curve_method, first_single, v) for v in ("full", "cmf")],
                    ignore_index=True)
-results.save(curves, exp.profile, CHAPTER, "curves")
+chapter.save(curves, "curves")
 fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.4), sharey=True)
 for ax, v in zip(axes, ("full", "cmf")):
     sns.lineplot(curves[curves["variant"] == v], x="step", y="accuracy", hue="head",
                  hue_order=list(HEADS), style="split", style_order=["forget", "retain"],
                  marker="o", ax=ax, legend=v == "cmf")
-    ax.set_title(f"{label(curve_method, v)}, forget set {first_single.name}")
+    ax.set_title(f"{variant_label(curve_method, v)}, forget set {first_single.name}")
     ax.set_xlabel("optimiser step"); ax.set_ylabel("test accuracy (%)")
 handles, labels = axes[1].get_legend_handles_labels()
 axes[1].get_legend().remove()
@@ -428,27 +422,39 @@ plt.show()
 # continued for every method: UNSIR impairs for `epochs` epochs before it repairs.)
 
 # %%
-paper_epochs = {m: get_profile("paper").method(m, "cmf").epochs for m in methods}
-budgets = pd.concat([exp.unlearning_curve(m, first_single, "cmf", epochs=paper_epochs[m], at="epoch")
-                     for m in methods], ignore_index=True)
-results.save(budgets, exp.profile, CHAPTER, "budgets")
-grid = sns.relplot(budgets[budgets["split"] == "forget"], x="epoch", y="accuracy", hue="head",
-                   hue_order=list(HEADS), col="model", col_order=methods, kind="line", marker="o",
-                   col_wrap=3, height=2.4, aspect=1.0)
-grid.set_titles("{col_name} + cmf")
-grid.set_axis_labels("epoch of the run's loop", "test forget accuracy (%)")
-grid.figure.suptitle(f"CMF variants at the paper's budget, forget set {first_single.name}", y=1.05)
-plt.show()
-probe_train = exp.probe_subset()
-book_runs = pd.concat([exp.quick_heads(unlearned[(m, "cmf", first_single)].model, first_single,
-                                       probe_train).assign(model=m, budget="book")
-                       for m in methods], ignore_index=True)
-paper_runs = budgets[budgets["epoch"] == budgets.groupby("model")["epoch"].transform("max")]
-at_budget = pd.concat([book_runs, paper_runs.assign(budget="paper")], ignore_index=True)
-at_budget = at_budget[at_budget["split"] == "forget"]
-results.save(at_budget, exp.profile, CHAPTER, "budgets_forget")
-at_budget.pivot_table(index="model", columns=["budget", "head"], values="accuracy",
-                      sort=False)[[(b, h) for b in ("book", "paper") for h in HEADS]].round(1)
+# Empty on a paper recipe, whose runs are at the paper's budget already.
+paper_epochs = paper_cmf_epochs(exp.profile)
+if paper_epochs:
+    budgets = pd.concat([exp.unlearning_curve(m, first_single, "cmf", epochs=epochs, at="epoch")
+                         for m, epochs in paper_epochs.items()], ignore_index=True)
+    chapter.save(budgets, "budgets")
+    grid = sns.relplot(budgets[budgets["split"] == "forget"], x="epoch", y="accuracy", hue="head",
+                       hue_order=list(HEADS), col="model", col_order=list(paper_epochs),
+                       kind="line", marker="o", col_wrap=3, height=2.4, aspect=1.0)
+    grid.set_titles("{col_name} + cmf")
+    grid.set_axis_labels("epoch of the run's loop", "test forget accuracy (%)")
+    grid.figure.suptitle(f"CMF variants at the paper's budget, forget set {first_single.name}",
+                         y=1.05)
+    plt.show()
+else:
+    print(f"{exp.profile.name} is one of the paper's recipes: its runs are at the paper's budget")
+
+# %% [markdown]
+# The forget accuracy at the end of each run at the paper's budget beside the book's own run:
+
+# %%
+if paper_epochs:
+    probe_train = exp.probe_subset()
+    book_runs = pd.concat([exp.quick_heads(unlearned[(m, "cmf", first_single)].model, first_single,
+                                           probe_train).assign(model=m, budget="book")
+                           for m in paper_epochs], ignore_index=True)
+    paper_runs = budgets[budgets["epoch"] == budgets.groupby("model")["epoch"].transform("max")]
+    at_budget = pd.concat([book_runs, paper_runs.assign(budget="paper")], ignore_index=True)
+    at_budget = at_budget[at_budget["split"] == "forget"]
+    chapter.save(at_budget, "budgets_forget")
+    display(at_budget.pivot_table(index="model", columns=["budget", "head"], values="accuracy",
+                                  sort=False)[[(b, h) for b in ("book", "paper") for h in HEADS]]
+            .round(1))
 
 # %% [markdown]
 # ## What the numbers say about the paper's claims
@@ -486,20 +492,14 @@ parts = claims.decide(claims.cmf_checks(table3), None)[columns]
 paper_parts = claims.decide(claims.cmf_checks(paper_results()), None)[["check", "subject", "value", "verdict"]]
 verdicts = parts.merge(paper_parts.rename(columns={"value": "paper", "verdict": "in the paper"}),
                        on=["check", "subject"], how="left")
-results.save(verdicts, exp.profile, CHAPTER, "claims")
+chapter.save(verdicts, "claims")
 for check, group in verdicts.groupby("check", sort=False):
     held = group.loc[group["verdict"] == "holds", "subject"].tolist()
     missed = group.loc[group["verdict"] == "fails", "subject"].tolist()
     print(f"{check}: holds for {', '.join(held) or 'none'}; DOES NOT HOLD for {', '.join(missed) or 'none'}")
-
-
-def mean_retain(model, variant):
-    sel = table3[(table3["model"] == model) & (table3["variant"] == variant)
-                 & (table3["head"] == "output") & (table3["split"] == "retain")]
-    return float(sel["accuracy"].mean())
-
-
-retain_change = {m: mean_retain(m, "cmf") - mean_retain("original", "cmf") for m in methods}
+cmf_original_retain = results.mean_accuracy(table3, "original", "cmf", head="output", split="retain")
+retain_change = {m: results.mean_accuracy(table3, m, "cmf", head="output", split="retain")
+                    - cmf_original_retain for m in methods}
 print("output retain change of each CMF variant from the CMF Original (pp): "
       + ", ".join(f"{m} {d:+.1f}" for m, d in retain_change.items()))
 verdicts
@@ -531,11 +531,9 @@ verdicts
 
 # %%
 checks_table = claims.decide(claims.cmf_checks(table3, whole.reset_index(), agree), exp.profile.name)
-results.save(checks_table, exp.profile, CHAPTER, "checks")
-show_verdict(checks_table, exp.profile.name, "Claim 3")
+chapter.save(checks_table, "checks")
+chapter.show_verdict(checks_table, "Claim 3")
 claims.report(checks_table, exp.profile.name)
 
 # %%
-if checks:
-    claims.enforce(checks_table)
-print("checks passed" if checks else "checks not asserted: smoke profile or overridden settings")
+chapter.enforce(checks_table)

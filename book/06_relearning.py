@@ -41,13 +41,13 @@ overrides = {}
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from illusion import claims, results
+from illusion import claims
 from illusion.attacks import recovery_table
-from illusion.book import show_verdict, start
+from illusion.book import start
 from illusion.unlearn import BASELINES
 
-CHAPTER = "06_relearning"
-exp, checks = start(profile, overrides, CHAPTER)
+chapter = start(profile, overrides, "06_relearning")
+exp = chapter.exp
 
 # %% [markdown]
 # ## The models and the budget
@@ -68,9 +68,9 @@ print(f"attacked forget sets: {[fs.name for fs in SETS]}; {budget.steps} SGD ste
       f"few-shot: {budget.shots} images per forget class")
 models = exp.all_variants(SETS)
 curves = exp.relearning_curves(models)
-results.save(curves, exp.profile, CHAPTER, "curves")
+chapter.save(curves, "curves")
 auc = recovery_table(curves, by=("model", "variant", "forget_set", "attack"))
-results.save(auc, exp.profile, CHAPTER, "recovery_auc")
+chapter.save(auc, "recovery_auc")
 print(f"{len(models)} models attacked, {len(curves)} curve points")
 
 # %% [markdown]
@@ -123,7 +123,7 @@ plt.show()
 # %%
 wide = auc.groupby(["model", "variant", "attack"])["auc"].mean().unstack("variant")
 resist = wide.loc[CMF_METHODS, ["full", "cmf"]].assign(difference=lambda t: t["cmf"] - t["full"]).round(1)
-results.save(resist.reset_index(), exp.profile, CHAPTER, "cmf_resistance")
+chapter.save(resist.reset_index(), "cmf_resistance")
 resist
 
 # %% [markdown]
@@ -146,8 +146,8 @@ resist
 # Every variant on every forget set (stored by the earlier chapters), as the ledger reads them.
 accuracy = exp.accuracy(exp.all_variants())
 checks_table = claims.decide(claims.relearning_checks(auc, accuracy), exp.profile.name)
-results.save(checks_table, exp.profile, CHAPTER, "checks")
-show_verdict(checks_table, exp.profile.name, "Claim 4")
+chapter.save(checks_table, "checks")
+chapter.show_verdict(checks_table, "Claim 4")
 # Each high-LP unit against the tolerance alone (decide's profile None).
 every_variant = claims.relearning_checks(auc, accuracy, variants=("full", "classifier_only", "cmf"))
 variants = claims.decide(every_variant[every_variant["applies"]], None)
@@ -158,6 +158,4 @@ print(f"shown, not asserted: with the classifier-only and CMF variants too, "
 claims.report(checks_table, exp.profile.name)
 
 # %%
-if checks:
-    claims.enforce(checks_table)
-print("checks passed" if checks else "checks not asserted: smoke profile or overridden settings")
+chapter.enforce(checks_table)

@@ -35,14 +35,13 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
-from illusion import results
 from illusion.book import chapters, start, timings_path
 from illusion.results import run_name
 from illusion.claims import run_ledger, spread_path
 from illusion.paths import project_root
 
-CHAPTER = "08_reproducibility"
-exp, _ = start(profile, overrides, CHAPTER)
+chapter = start(profile, overrides, "08_reproducibility")
+exp = chapter.exp
 
 # %% [markdown]
 # ## The claims ledger
@@ -59,7 +58,7 @@ exp, _ = start(profile, overrides, CHAPTER)
 
 # %%
 claims_ledger = run_ledger(run_name(exp.profile))
-results.save(claims_ledger, exp.profile, CHAPTER, "claims_ledger")
+chapter.save(claims_ledger, "claims_ledger")
 claims_ledger.style.hide(axis="index")
 
 # %% [markdown]
@@ -170,7 +169,7 @@ models = exp.all_variants() | {("original", "cmf", fs): exp.cmf_original()
 stages = pd.DataFrame([{"model": key[0], "variant": key[1], "seconds": m.seconds}
                        for key, m in models.items()]).drop_duplicates()
 stages = stages.groupby(["model", "variant"], sort=False)["seconds"].agg(["count", "sum", "mean"]).round(1)
-results.save(stages.reset_index(), exp.profile, CHAPTER, "stage_seconds")
+chapter.save(stages.reset_index(), "stage_seconds")
 stages
 
 # %% [markdown]

@@ -60,7 +60,8 @@ def test_another_seed_runs_into_its_own_results_folder(tmp_path, monkeypatch):
 def test_start_prints_one_line_and_folds_the_configuration(capsys):
     from IPython.core.formatters import DisplayFormatter
 
-    exp, checks = book.start("smoke")
+    chapter = book.start("smoke", None, "01_setup")
+    exp = chapter.exp
     out = capsys.readouterr().out
     first, rest = out.split("\n", 1)
     assert first == (f"profile 'smoke', dataset {exp.profile.data.name}, model "
@@ -68,13 +69,15 @@ def test_start_prints_one_line_and_folds_the_configuration(capsys):
                      f"{exp.profile.seed}, device {exp.device}")
     # Outside a kernel the folded configuration falls back to plain text.
     assert rest.startswith("resolved configuration:\n{") and '"train_per_class"' in rest
-    assert checks is False
+    configuration, rerun = rest.split("re-run this chapter:\n")
+    assert "--profile smoke --chapter 01_setup" in rerun
+    assert chapter.name == "01_setup" and chapter.asserts_checks is False
     shown = book.Collapsed("resolved configuration", exp.profile.describe())
     data, _ = DisplayFormatter().format(shown)
     assert data["text/html"].startswith('<details class="illusion-collapsed"><summary>'
                                         "resolved configuration</summary><pre>{")
     assert "&quot;train_per_class&quot;" in data["text/html"]
-    assert data["text/plain"] == rest.rstrip("\n")
+    assert data["text/plain"] == configuration.rstrip("\n")
 
 
 def test_injected_parameters_cell_is_removed_from_the_page(tmp_path):
@@ -148,3 +151,46 @@ def test_checks_are_asserted_only_on_a_profiles_own_settings():
     assert asserts_checks(resolve("default", {"seed": 1235}))  # the spread's seeds
     assert not asserts_checks(resolve("default", {"original.epochs": 3}))  # another experiment
     assert not asserts_checks(resolve("smoke"))
+
+
+def test_a_chapter_saves_its_tables_where_results_saves_them(tmp_path):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from illusion.config import resolve
+    from illusion.results import save
+
+    table = pd.DataFrame({"model": ["rl"], "accuracy": [12.5]})
+    for profile, run in ((resolve("smoke"), "smoke"), (resolve("smoke", {"seed": 7}), "smoke-seed7")):
+        chapter = book.Chapter(SimpleNamespace(profile=profile), "02_misalignment", False)
+        path = chapter.save(table, "table1")
+        assert path == save(table, profile, "02_misalignment", "table1")
+        assert path.endswith(f"/{run}/02_misalignment/table1.csv")
+        pd.testing.assert_frame_equal(pd.read_csv(path), table)
+
+
+def test_a_chapter_asserts_its_checks_only_where_they_are_asserted(capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    import myst_nb
+    import pandas as pd
+
+    from illusion import claims
+
+    wrong = pd.DataFrame({"check": ["c"], "subject": ["rl"], "value": [3.0], "op": ["<="],
+                          "threshold": [1.0], "verdict": ["fails"], "expected": ["holds"]})
+    exp = SimpleNamespace(profile=SimpleNamespace(name="default"))
+    book.Chapter(exp, "01_setup", False).enforce(wrong)
+    assert capsys.readouterr().out == ("checks not asserted: smoke profile or overridden "
+                                       "settings\n")
+    with pytest.raises(AssertionError, match="not the measured one"):
+        book.Chapter(exp, "01_setup", True).enforce(wrong)
+    book.Chapter(exp, "01_setup", True).enforce(wrong.assign(verdict="holds"))
+    assert capsys.readouterr().out == "checks passed\n"
+
+    glued = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value: glued.append((name, value)))
+    monkeypatch.setattr(claims, "banner", lambda decided, profile, what: (len(decided), profile, what))
+    book.Chapter(exp, "01_setup", True).show_verdict(wrong, "Claim 1")
+    assert glued == [("verdict", (1, "default", "Claim 1"))]

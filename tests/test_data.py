@@ -139,3 +139,12 @@ def test_corrupt_idx_is_rejected(tmp_path):
         f.write(struct.pack(">HBB", 0, 8, 1) + struct.pack(">I", 10) + b"abc")
     with pytest.raises(ValueError, match="truncated"):
         data_module._read_idx(path)
+
+
+def test_classes_are_described_by_id_and_name():
+    from illusion.data import Dataset, Split
+
+    empty = Split(torch.zeros(0, 1, 2, 2), torch.zeros(0, dtype=torch.long))
+    data = Dataset("three", ("T-shirt/top", "Trouser", "Pullover"), empty, empty, empty)
+    assert data.describe_classes((2, 0)) == "2 (Pullover), 0 (T-shirt/top)"
+    assert data.describe_classes(ForgetSet((1,)).classes) == "1 (Trouser)"

@@ -362,3 +362,59 @@ def test_dynamics_several_forget_classes_and_bad_input():
         forget_row_dynamics(h, y, M, None, 7, 3, 0.1)
     with pytest.raises(ValueError, match="lr > 0"):
         forget_row_dynamics(h, y, M, None, 1, 3, 0.0)
+
+
+def test_nc1_is_nc_metrics_nc1_and_zero_under_exact_collapse():
+    from illusion.geometry import nc1
+
+    exact, labels, _ = simplex_etf_features(5, 5, n_per_class=4, seed=0)
+    noisy, _, _ = simplex_etf_features(5, 5, n_per_class=4, noise=0.3, seed=0)
+    assert nc1(exact, labels) == pytest.approx(0.0, abs=1e-12)
+    assert nc1(noisy, labels) == nc_metrics(noisy, labels)["nc1"] > 0.01
+
+
+def test_confusability_is_the_nearest_other_mean_cosine():
+    from illusion.geometry import confusability
+
+    K = 5
+    means = simplex_etf(K, K, seed=3)
+    # Every pair of a simplex ETF has the same cosine: no class looks more like another.
+    assert confusability(means, [0]) == pytest.approx(-1 / (K - 1))
+    assert confusability(means, [1, 3]) == pytest.approx(-1 / (K - 1))
+    twin = means.clone()
+    twin[4] = twin[0]  # class 4 has class 0's mean
+    assert confusability(twin, [0]) == pytest.approx(1.0)
+    assert confusability(twin, [0, 1]) < 1.0
+    with pytest.raises(ValueError, match="some, not all.*0..4"):
+        confusability(means, range(K))
+    with pytest.raises(ValueError, match="0..4"):
+        confusability(means, [5])
+
+
+def test_step_sizes_follow_the_scale_of_rows_and_features():
+    from illusion.geometry import ga_step_size, rl_step_size
+
+    features = torch.full((6, 4), 2.0)  # every ||h|| = 4
+    W = torch.full((3, 4), 1.0)          # every ||w_k|| = 2
+    assert ga_step_size(features, W) == pytest.approx(0.02 * 2 / 4)
+    assert ga_step_size(features, 3 * W, scale=0.1) == pytest.approx(0.1 * 6 / 4)
+    assert rl_step_size(features) == pytest.approx(1 / 16)
+    assert rl_step_size(2 * features.numpy()) == pytest.approx(1 / 64)
+
+
+def test_dynamics_summary_reads_the_start_the_end_and_the_first_forgetting_step():
+    from illusion.geometry import dynamics_summary
+
+    run = pd.DataFrame({"step": [0, 0, 10, 10, 20, 20], "class": [1, 2] * 3,
+                        "cosine": [0.9, 0.7, 0.1, -0.1, -0.5, -0.7],
+                        "ga_limit_cosine": [-0.6, -0.8] * 3,
+                        "forget_accuracy": [80.0, 80.0, 4.0, 4.0, 0.0, 0.0],
+                        "retain_accuracy": [90.0, 90.0, 91.0, 91.0, 85.0, 85.0]})
+    summary = dynamics_summary(run)
+    assert summary.to_dict() == pytest.approx({
+        "steps": 20, "cosine start": 0.8, "cosine end": -0.6, "GA limit (predicted)": -0.7,
+        "forget start": 80.0, "forget end": 0.0, "retain start": 90.0, "retain end": 85.0,
+        "first step forget <= 5%": 10, "best retain with forget <= 5%": 91.0})
+    never = dynamics_summary(run.assign(forget_accuracy=50.0))
+    assert math.isnan(never["first step forget <= 5%"])
+    assert math.isnan(never["best retain with forget <= 5%"])

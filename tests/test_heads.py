@@ -123,3 +123,19 @@ def test_evaluating_restores_every_module_own_mode():
     with evaluating(model):
         assert not any(m.training for m in model.modules())
     assert model.training and model[0].training and not model[1].training
+
+
+def test_one_thread_restores_the_thread_count_even_on_an_error():
+    from illusion.device import one_thread
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), one_thread():
+            raise RuntimeError("a failing loop")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -1,7 +1,9 @@
+import copy
+
 import pytest
 import torch
 
-from illusion.models import build_model
+from illusion.models import backbone_changes, build_model, relative_encoder_change
 
 
 @pytest.mark.parametrize("arch,width,dim", [("resnet10", 4, 32), ("resnet18", 4, 32),
@@ -35,3 +37,32 @@ def test_architecture_is_read_back_from_a_state_dict(arch):
     state = build_model(arch, 10, 1, 2).state_dict()
     assert infer_architecture(state) == arch
     assert infer_architecture({k.replace("stages.", "layer"): v for k, v in state.items()}) is None
+
+
+def _twins():
+    torch.manual_seed(0)
+    model = build_model("resnet10", num_classes=3, in_channels=1, width=2)
+    return model, copy.deepcopy(model)
+
+
+def test_backbone_changes_name_the_tensors_that_moved_outside_the_classifier():
+    model, reference = _twins()
+    with torch.no_grad():
+        model.fc.weight.add_(1.0)
+    assert backbone_changes(model, reference) == []
+    with torch.no_grad():
+        model.bn1.running_mean.add_(1e-6)  # a BatchNorm statistic is not a parameter
+        model.conv1.weight[0, 0, 0, 0] += 1.0
+    assert backbone_changes(model, reference) == ["conv1.weight", "bn1.running_mean"]
+
+
+def test_relative_encoder_change_is_measured_outside_the_classifier():
+    model, start = _twins()
+    with torch.no_grad():
+        model.fc.weight.mul_(10.0)
+    assert relative_encoder_change(model, start) == 0.0
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("fc."):
+                p.mul_(1.5)
+    assert relative_encoder_change(model, start) == pytest.approx(0.5, rel=1e-5)

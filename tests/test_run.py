@@ -77,7 +77,7 @@ def test_the_chapters_compute_nothing_after_the_plan(serial, monkeypatch, tmp_pa
             return _method(self, kind, spec, lambda: computed.append(spec) or compute())
         monkeypatch.setattr(Store, name, recording)
     start = book.start
-    monkeypatch.setattr(book, "start", lambda profile, overrides=None, chapter=None:
+    monkeypatch.setattr(book, "start", lambda profile, overrides, chapter:
                         start("smoke", TINY, chapter))
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

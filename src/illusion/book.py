@@ -93,11 +93,48 @@ def significant(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def start(profile: str, overrides: dict | None = None, chapter: str | None = None):
-    """The opening of every chapter: the :class:`~illusion.experiment.Experiment` of
-    ``profile`` with ``overrides`` (one summary line printed; its resolved configuration and,
-    given the ``chapter``'s name, the commands that re-run it displayed folded), the plotting
-    theme, and whether claim checks are asserted (:func:`asserts_checks`)."""
+class Chapter:
+    """A chapter as it runs: the :class:`~illusion.experiment.Experiment` ``exp`` of its
+    profile, its ``name`` (``NN_name``, the folder of its tables) and whether its claim checks
+    are asserted (``asserts_checks``, see :func:`asserts_checks`). :func:`start` opens one."""
+
+    def __init__(self, exp, name: str, asserts_checks: bool):
+        self.exp, self.name, self.asserts_checks = exp, name, asserts_checks
+
+    def save(self, table, name: str) -> str:
+        """Write ``table`` as ``<name>.csv`` among this chapter's results of the run
+        (:func:`illusion.results.save`); return its path."""
+        from .results import save
+
+        return save(table, self.exp.profile, self.name, name)
+
+    def show_verdict(self, decided, what: str) -> None:
+        """Show the verdict of the chapter's decided checks (:func:`illusion.claims.banner`)
+        where its checks are, and glue it as ``verdict`` (myst-nb), which the chapter's opening
+        pastes with a ``{glue} verdict`` directive, so the page leads with its result."""
+        from myst_nb import glue
+
+        from .claims import banner
+
+        glue("verdict", banner(decided, self.exp.profile.name, what))
+
+    def enforce(self, decided) -> None:
+        """Where the chapter asserts its checks, fail on any whose verdict is not the expected
+        one (:func:`illusion.claims.enforce`) and say that they passed; elsewhere say that
+        they are not asserted."""
+        from .claims import enforce
+
+        if self.asserts_checks:
+            enforce(decided)
+        print("checks passed" if self.asserts_checks
+              else "checks not asserted: smoke profile or overridden settings")
+
+
+def start(profile: str, overrides: dict | None, chapter: str) -> Chapter:
+    """The opening of every chapter: the :class:`Chapter` ``chapter`` (``NN_name``) on the
+    :class:`~illusion.experiment.Experiment` of ``profile`` with ``overrides`` (one summary
+    line printed; its resolved configuration and the commands that re-run the chapter
+    displayed folded), with the plotting theme set."""
     import pandas as pd
     import seaborn as sns
     from IPython.display import display
@@ -111,20 +148,8 @@ def start(profile: str, overrides: dict | None = None, chapter: str | None = Non
     exp = Experiment(profile, overrides)
     print(summary_line(exp))
     display(Collapsed("resolved configuration", exp.profile.describe()))
-    if chapter is not None:
-        display(Collapsed("re-run this chapter", rerun_commands(chapter, profile, overrides)))
-    return exp, asserts_checks(exp.profile)
-
-
-def show_verdict(decided, profile: str, what: str):
-    """Show a chapter's verdict (:func:`illusion.claims.banner` of its decided checks) where
-    its checks are, and glue it as ``verdict`` (myst-nb), which the chapter's opening pastes
-    with a ``{glue} verdict`` directive, so the page leads with its result."""
-    from myst_nb import glue
-
-    from .claims import banner
-
-    glue("verdict", banner(decided, profile, what))
+    display(Collapsed("re-run this chapter", rerun_commands(chapter, profile, overrides)))
+    return Chapter(exp, chapter, asserts_checks(exp.profile))
 
 
 def chapters(book_dir: Path) -> list[Path]:

@@ -80,6 +80,10 @@ class Dataset:
     def in_channels(self) -> int:
         return self.train.x.shape[1]
 
+    def describe_classes(self, classes) -> str:
+        """``classes`` (ids) by id and name, as tables show them: ``"2 (Pullover), 6 (Shirt)"``."""
+        return ", ".join(f"{c} ({self.classes[c]})" for c in classes)
+
     @functools.cached_property
     def whole_train(self) -> Split:
         """The whole training set, ``train`` and ``val`` together. Validation is held out only

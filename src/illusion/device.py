@@ -1,6 +1,6 @@
 """What every evaluation and loop does with a model on its device: eval mode for a while,
-batched inference without gradient, bf16 autocast on CUDA, and a synchronisation before a
-clock is read.
+batched inference without gradient, bf16 autocast on CUDA, a synchronisation before a
+clock is read, and one CPU thread for small loops.
 
     with evaluating(model):                # eval mode, every module's own mode restored after
         ...
@@ -49,6 +49,19 @@ def extract(model: nn.Module, x: torch.Tensor, compute: Callable | None = None,
     if torch.is_tensor(outputs[0]):
         return torch.cat(outputs)
     return tuple(torch.cat(parts) for parts in zip(*outputs))
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one CPU thread inside the block, its own thread count restored after: small
+    float64 loops (the classifier dynamics of chapter 3) run several times faster on one
+    thread than spread over busy shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,7 +1,8 @@
 """Neural-collapse and feature–classifier alignment geometry (float64), and the §6 theory:
 exact-collapse features (``simplex_etf_features``), the forget-row window (``theory_bounds``,
-``forget_row_sweep``, ``replace_forget_row``, ``forget_row_window``) and the dynamics of
-classifier-only unlearning on frozen features (``forget_row_dynamics``).
+``forget_row_sweep``, ``replace_forget_row``, ``forget_row_window``), the dynamics of
+classifier-only unlearning on frozen features (``forget_row_dynamics``, its step sizes and
+``dynamics_summary``) and how much classes look alike (``confusability``).
 
 Notation. Features ``h_i`` (N x d) with labels ``y_i``; the classes present are counted from the
 labels (``K`` is never assumed), class ids may be any integers. ``mu_k`` is the mean feature of
@@ -142,6 +143,11 @@ def nc_metrics(features, labels, W=None, b=None, classes: Iterable[int] | None =
     return out
 
 
+def nc1(features, labels) -> float:
+    """NC1 alone of features (N x d) with ``labels`` (:func:`nc_metrics`)."""
+    return nc_metrics(features, labels)["nc1"]
+
+
 def _nc1_class_balanced(h: torch.Tensor, y: torch.Tensor, means: torch.Tensor,
                         centred: torch.Tensor) -> float:
     """tr(Sigma_W Sigma_B^+)/K with Sigma_W = 1/K sum_k 1/n_k sum_{i in k} (h_i - mu_k)(..)^T
@@ -243,6 +249,21 @@ def alignment_by_class(features, labels, W, forget_classes: Iterable[int]) -> pd
     ``forget_classes``)."""
     cosines = alignment_cosines(features, labels, W)
     return cosines.assign(forget=cosines["class"].isin(forget_classes))
+
+
+def confusability(means, classes: Iterable[int]) -> float:
+    """How much ``classes`` look like the other classes: for each of them, the largest cosine
+    between its centred mean and another class's, averaged over ``classes``. ``means`` are the
+    K x d class means (row k of class k), centred here at their own mean."""
+    means = _as_float64(means)
+    classes = [int(c) for c in classes]
+    others = [c for c in range(len(means)) if c not in classes]
+    if not classes or not others or min(classes) < 0 or max(classes) >= len(means):
+        raise ValueError(f"classes {classes} must be some, not all, of the rows of the means; "
+                         f"valid choices: 0..{len(means) - 1}")
+    unit = torch.nn.functional.normalize(means - means.mean(0), dim=1)
+    cosine = unit @ unit.T
+    return float(cosine[classes][:, others].max(1).values.mean())
 
 
 def simplex_etf(K: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -351,6 +372,20 @@ def forget_row_window(sweep: pd.DataFrame, reference_retain: float, max_forget: 
             "share": len(good) / max(1, len(sweep))}
 
 
+def ga_step_size(features, W, scale: float = 0.02) -> float:
+    """A learning rate for ``ga`` :func:`forget_row_dynamics` that moves a row by about
+    ``scale`` of its norm per step: ``scale`` times the mean row norm of ``W`` over the mean
+    feature norm."""
+    W, features = _as_float64(W), _as_float64(features)
+    return float(scale * W.norm(dim=1).mean() / features.norm(dim=1).mean())
+
+
+def rl_step_size(features) -> float:
+    """A learning rate for ``rl`` :func:`forget_row_dynamics`: 1 / mean ||h||^2, the inverse
+    of a bound on the curvature of the cross-entropy in a row (at most ||h||^2 / 2)."""
+    return float(1.0 / _as_float64(features).pow(2).sum(1).mean())
+
+
 DYNAMICS_MODES = ("ga", "rl")
 
 
@@ -442,3 +477,21 @@ def forget_row_dynamics(features, labels, W, b, forget_class, steps: int, lr: fl
         if step % every == 0 or step == steps:
             record(step)
     return pd.DataFrame(records)
+
+
+def dynamics_summary(run: pd.DataFrame) -> pd.Series:
+    """One :func:`forget_row_dynamics` run (a single loss on a single forget set) in a row:
+    its steps, the cosine of the forget rows at the start and the end (mean over the forget
+    classes) with GA's predicted limit (the run's ``ga_limit_cosine`` column), the forget and
+    retain accuracies at the start and the end, and the first step with forget accuracy at
+    most 5% with the best retain accuracy among such steps (NaN when none)."""
+    start, end = run[run["step"] == 0], run[run["step"] == run["step"].max()]
+    reach = run[run["forget_accuracy"] <= 5]
+    return pd.Series({
+        "steps": end["step"].iloc[0],
+        "cosine start": start["cosine"].mean(), "cosine end": end["cosine"].mean(),
+        "GA limit (predicted)": end["ga_limit_cosine"].mean(),
+        "forget start": start["forget_accuracy"].iloc[0], "forget end": end["forget_accuracy"].iloc[0],
+        "retain start": start["retain_accuracy"].iloc[0], "retain end": end["retain_accuracy"].iloc[0],
+        "first step forget <= 5%": reach["step"].min(),
+        "best retain with forget <= 5%": reach["retain_accuracy"].max()})

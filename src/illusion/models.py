@@ -123,3 +123,22 @@ def build_model(arch: str, num_classes: int, in_channels: int, width: int,
                 device: torch.device | str = "cpu") -> ResNet:
     model = ResNet(arch, num_classes=num_classes, in_channels=in_channels, width=width)
     return model.to(device=device, memory_format=memory_format(device))
+
+
+def backbone_changes(model: nn.Module, reference: nn.Module) -> list[str]:
+    """Names of the state tensors outside the last layer ``fc`` (BatchNorm statistics
+    included) that are not bitwise equal to ``reference``'s: empty for a model whose
+    unlearning only touched its classifier."""
+    before = reference.state_dict()
+    return [k for k, v in model.state_dict().items()
+            if not k.startswith("fc.") and not torch.equal(v, before[k])]
+
+
+@torch.no_grad()
+def relative_encoder_change(model: nn.Module, start: nn.Module) -> float:
+    """How far ``model``'s encoder moved from ``start``'s, the model its run started from:
+    ||theta - theta_0|| / ||theta_0|| over every parameter outside the last layer ``fc``."""
+    before = {n: p for n, p in start.named_parameters() if not n.startswith("fc.")}
+    after = dict(model.named_parameters())
+    moved = sum((after[n] - p).pow(2).sum() for n, p in before.items()).sqrt()
+    return (moved / sum(p.pow(2).sum() for p in before.values()).sqrt()).item()

@@ -45,6 +45,20 @@ def labelled(table: pd.DataFrame, **columns) -> pd.DataFrame:
     return table
 
 
+def variant_label(model: str, variant: str) -> str:
+    """A model's row in a table of several variants: ``rl`` for the full model, ``rl + cmf``
+    for its CMF variant."""
+    return model if variant == "full" else f"{model} + {variant}"
+
+
+def mean_accuracy(table: pd.DataFrame, model: str, variant: str, head: str, split: str) -> float:
+    """Mean accuracy of ``model``'s ``variant`` under ``head`` on ``split`` over the forget
+    sets of an accuracy table (NaN when it has no such rows)."""
+    rows = table[(table["model"] == model) & (table["variant"] == variant)
+                 & (table["head"] == head) & (table["split"] == split)]
+    return float(rows["accuracy"].mean())
+
+
 def with_bucket(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Add the ``bucket`` column (``single``/``multi``) of each row's forget set."""
     buckets = {fs.name: b for b, sets in profile.buckets.items() for fs in sets}

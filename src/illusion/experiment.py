@@ -25,7 +25,7 @@ from torch import nn
 
 from . import classifier_only, cmf
 from .attacks import run_attacks
-from .config import PROFILES, ForgetSet, Profile, SettingError, get_profile, resolve
+from .config import PROFILES, ForgetSet, MethodConfig, Profile, SettingError, get_profile, resolve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget, stratified_indices
 from .geometry import alignment_by_class
 from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
@@ -447,9 +447,10 @@ class Experiment:
                          train_per_class: int = 200, epochs: int | None = None,
                          at: str = "step") -> pd.DataFrame:
         """Output / LP / NCC accuracy during unlearning (tidy: step or epoch, head, split,
-        accuracy), at about ``points`` optimiser steps (``at="step"``) or at the end of every
-        epoch of the run's loop (``at="epoch"``; UNSIR's loop runs its impair and its repair
-        epochs). ``epochs`` overrides the setting's. LP and NCC are fitted, in the model's own
+        accuracy), at about ``points`` optimiser steps (``at="step"``: every
+        ``steps // points``-th step of the run, its steps counted by :meth:`run_steps`) or at
+        the end of every epoch of the run's loop (``at="epoch"``; UNSIR's loop runs its impair
+        and its repair epochs). ``epochs`` overrides the setting's. LP and NCC are fitted, in the model's own
         geometry, on a stratified subset of ``train_per_class`` training images per class at
         each point, to keep it cheap. Under CMF a point taken at an epoch end sees W recomputed
         from the current features, as the stored model would (the next epoch recomputes it
@@ -469,8 +470,6 @@ class Experiment:
         def compute() -> pd.DataFrame:
             split = self.split(forget_set)
             probe_train = self.probe_subset(train_per_class)
-            n_train = len(split.retain_train) + (len(split.forget_train) if method != "retain_ft" else 0)
-            every = max(1, (max(cfg.epochs, 1) * -(-n_train // cfg.batch_size)) // points)
             rows = []
 
             def measure(model: nn.Module, index: int) -> None:
@@ -486,12 +485,33 @@ class Experiment:
                 measure(model, epoch + 1)
 
             measure(base.model, 0)
+            if at == "step":
+                every = max(1, self.run_steps(method, forget_set, variant, cfg) // points)
             hooks = {"on_step": on_step} if at == "step" else {"on_epoch_end": on_epoch_end}
             VARIANTS[variant].run(method, base.model, split, cfg, self.context(**hooks),
                                   **VARIANTS[variant].inputs(self, forget_set))
             table = pd.concat(rows, ignore_index=True)
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
+
+    def run_steps(self, method: str, forget_set: ForgetSet | int | str, variant: str = "full",
+                  cfg: MethodConfig | None = None) -> int:
+        """The optimiser steps of a run of ``method`` (settings ``cfg``, default the profile's),
+        counted through the context's step hook on a run of its own (not stored): what the
+        method's loop really iterates (D_f alone for GA, D_r for NegGrad+, UNSIR's impair and
+        repair phases, one step for SVD, none for Prune), with no method named here."""
+        forget_set = self.forget_set(forget_set)
+        cfg = cfg or self.profile.method(method, variant)
+        steps = 0
+
+        def count(model: nn.Module, step: int) -> None:
+            nonlocal steps
+            steps += 1
+
+        run = VARIANTS[variant]
+        run.run(method, run.base(self).model, self.split(forget_set), cfg,
+                self.context(on_step=count), **run.inputs(self, forget_set))
+        return steps
 
     def probe_subset(self, train_per_class: int = 200) -> Split:
         """A stratified subset of the whole training set (the profile's seed) on which the

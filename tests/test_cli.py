@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from illusion.cli import AuditError, load_checkpoint, main
+from illusion.cli import AUDIT_METRICS, AuditError, load_checkpoint, main
 from illusion.experiment import Experiment
 from illusion.models import build_model
 from illusion.store import Store
@@ -87,6 +87,11 @@ def test_audit_end_to_end_matches_the_library(files, capsys):
     assert {"nc1", "nc3", "nc4", "cos_forget", "cos_retain", "mia_efficacy"} <= set(geometry["metric"])
     mia = geometry[geometry["metric"] == "mia_efficacy"]["value"]
     assert ((mia >= 0) & (mia <= 100)).all()
+    # MIA and alignment of the audited checkpoint equal Experiment.metrics on the same model.
+    mine = geometry[geometry["model"] == "checkpoint"].set_index("metric")["value"]
+    library = exp.metrics(original, 0).set_index("metric")["value"]
+    for metric, name in AUDIT_METRICS.items():
+        assert mine[name] == pytest.approx(library[metric]), metric
     alignment = pd.read_csv(out / "alignment.csv")
     assert len(alignment) == 2 * 10 and alignment["forget"].sum() == 2  # class 0, both models
     assert len(pd.read_csv(out / "recovery.csv")) == 2 * 3

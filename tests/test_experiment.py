@@ -64,3 +64,16 @@ def test_profile_forget_sets_are_checked_against_the_dataset():
     exp = Experiment("smoke", {**TINY, "buckets": {"single": [[10]]}})
     with pytest.raises(SettingError, match=r"'buckets.single'.*\[10\] out of range.*0..9"):
         exp.data
+
+
+def test_curve_steps_are_counted_from_the_run_ga_iterating_the_forget_set_only(tmp_path):
+    exp = Experiment("smoke", {**TINY, "methods.ga.epochs": 2, "methods.ga.batch_size": 8,
+                               "methods.rl.batch_size": 8}, store=Store(tmp_path))
+    split = exp.split(0)
+    forget, both = len(split.forget_train), len(split.forget_train) + len(split.retain_train)
+    assert exp.run_steps("ga", 0) == 2 * -(-forget // 8)          # D_f only, two epochs
+    assert exp.run_steps("rl", 0) == -(-both // 8)                # D_f and D_r, one epoch
+    assert exp.run_steps("svd", 0) == 1 and exp.run_steps("prune", 0) == 0
+    steps = 2 * -(-forget // 8)
+    curve = exp.unlearning_curve("ga", 0, points=3)
+    assert sorted(curve["step"].unique()) == list(range(0, steps + 1, steps // 3))

@@ -63,15 +63,15 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 from tqdm.std import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
-from .config import PROFILES, SEED, ForgetSet, SettingError, resolve
-from .data import SOURCES, DataUnavailable, load_dataset, split_forget
+from .config import PROFILES, SEED, ForgetSet, Profile, SettingError, resolve
+from .data import SOURCES, Dataset, DataUnavailable, ForgetSplit, load_dataset, split_forget
 from .models import ARCHITECTURES, build_model, infer_architecture
 from .train import DivergedError, check_finite, resolve_device
 
@@ -299,38 +299,16 @@ def _check_out(out: Path) -> None:
         raise AuditError(f"--out {out}: folder {existing} is not writable")
 
 
-def _geometry(name: str, feats, W: torch.Tensor, b: torch.Tensor | None,
-              forget_set: ForgetSet, seed: int) -> tuple[list[dict], pd.DataFrame]:
-    """NC metrics, alignment cosines and MIA of one model from its cached features, as
-    :meth:`illusion.experiment.Experiment.metrics` measures the last two."""
-    from .geometry import alignment_by_class, nc_metrics
-    from .mia import mia_by_protocol, roles
-    from .results import labelled
-
-    rows = [{"model": name, "metric": k, "value": v}
-            for k, v in nc_metrics(feats.train, feats.train_y, W, b).items()]
-    cosines = labelled(alignment_by_class(feats.train, feats.train_y, W, forget_set.classes),
-                       model=name)
-    is_forget = cosines["forget"]
-    rows += [{"model": name, "metric": "cos_forget", "value": cosines["cosine"][is_forget].mean()},
-             {"model": name, "metric": "cos_retain", "value": cosines["cosine"][~is_forget].mean()}]
-    # Members: D_r; non-members: test images of the retain classes; target: D_f.
-    mia = mia_by_protocol("salun", **roles(feats, forget_set.classes), seed=seed)
-    rows.append({"model": name, "metric": "mia_efficacy", "value": mia})
-    return rows, cosines
+# The audit's names of the metrics of :func:`illusion.heads.mia_and_alignment`, in the order
+# its geometry table lists them (after the NC metrics).
+AUDIT_METRICS = {"alignment_forget": "cos_forget", "alignment_retain": "cos_retain",
+                 "mia": "mia_efficacy"}
 
 
-def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
-          width: int | None = None, profile: str = "default", retrain: str | Path | None = None,
-          attack_steps: int = 50, attack_lr: float = 0.01, shots: int = 5,
-          device: str = "auto", seed: int | None = None, progress: bool = True) -> AuditReport:
-    """Audit the model at ``checkpoint`` (and ``retrain``) on ``dataset`` for ``forget``
-    (a class id, ``"2-4-6"`` or a list), with the data subset and head settings of
-    ``profile``. ``attack_steps=0`` skips relearning."""
-    from .attacks import run_attacks, recovery_table
-    from .heads import evaluate_features, features, head_geometry
-    from .results import labelled
-
+def _checked_settings(dataset: str, profile: str, forget, device: str, attack_steps: int,
+                      attack_lr: float, shots: int, seed: int | None
+                      ) -> tuple[Profile, ForgetSet, torch.device]:
+    """The audit's settings, forget set and device, each checked before anything loads."""
     if dataset not in SOURCES:
         raise AuditError(f"unknown dataset {dataset!r}; valid choices: {sorted(SOURCES)}")
     if profile not in PROFILES:
@@ -346,12 +324,14 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
     except (RuntimeError, AssertionError) as error:
         raise AuditError(f"device {device!r} is not usable ({error}); valid choices: 'auto', "
                          f"'cpu', 'cuda', 'cuda:<index>', 'mps'") from None
-    settings = resolve(profile, {"data.name": dataset})
-    seed = settings.seed if seed is None else seed
+    return resolve(profile, {"data.name": dataset}), forget_set, run_device
 
-    paths = {"checkpoint": Path(checkpoint)}
-    if retrain is not None:
-        paths["retrain"] = Path(retrain)
+
+def _load(paths: Mapping[str, Path], arch: str | None, width: int | None, settings: Profile,
+          run_device: torch.device, forget_set: ForgetSet, attack_steps: int, shots: int
+          ) -> tuple[dict[str, tuple[nn.Module, str]], Dataset, ForgetSplit]:
+    """The checkpoints (each finite), the dataset and its forget split, checked against each
+    other: class count, image channels, forget classes, few-shot attack's shots."""
     loaded = {name: load_checkpoint(p, arch, width if name == "checkpoint" else None)
               for name, p in paths.items()}
     for name, (model, _) in loaded.items():
@@ -359,6 +339,7 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
             check_finite(model, f"checkpoint {paths[name]}")
         except DivergedError as error:
             raise AuditError(str(error)) from None
+    dataset = settings.data.name
     try:
         data = load_dataset(settings.data, run_device)
     except DataUnavailable as error:
@@ -382,40 +363,87 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
     if attack_steps and shots > fewest:
         raise AuditError(f"shots={shots} exceeds the {fewest} training images of the smallest "
                          f"forget class; choose shots <= {fewest}")
+    return loaded, data, split
 
-    heads, geometry, alignment, curves, recovery = [], [], [], [], []
-    stages = ["features", "heads", "geometry"] + (["relearning"] if attack_steps else [])
-    bar = tqdm(total=len(loaded) * len(stages), desc="audit", file=sys.stderr,
-               disable=not progress, leave=False)
+
+def _measure(name: str, model: nn.Module, path: Path, data: Dataset, split: ForgetSplit,
+             forget_set: ForgetSet, settings: Profile, seed: int, budget: dict | None,
+             stage: Callable[[str], None]) -> dict[str, Any]:
+    """Every table of one model, with the library's functions: heads
+    (:func:`illusion.heads.evaluate_features`), NC metrics, MIA and alignment
+    (:func:`illusion.heads.mia_and_alignment`) and, with a ``budget`` (the keyword arguments
+    of :func:`illusion.attacks.run_attacks`), relearning curves. ``stage(name)`` announces
+    each stage (to the progress bar)."""
+    from .attacks import recovery_table, run_attacks
+    from .geometry import nc_metrics
+    from .heads import evaluate_features, features, head_geometry, mia_and_alignment
+    from .results import labelled
+
+    stage("features")
+    try:
+        # The library's protocol: the whole training set, in the head's own geometry.
+        feats = head_geometry(model, features(model, data.whole_train, data.test))
+    except RuntimeError as error:
+        raise AuditError(f"{path} cannot process images of {settings.data.name!r} of shape "
+                         f"{tuple(data.train.x.shape[1:])}: {str(error).splitlines()[0]}") from None
+    stage("heads")
+    measured = {"heads": labelled(evaluate_features(feats, forget_set, settings.heads), model=name)}
+    stage("geometry")
+    W = model.fc.weight.detach().float()
+    b = getattr(model.fc, "bias", None)
+    geometry = nc_metrics(feats.train, feats.train_y, W, None if b is None else b.detach().float())
+    values, cosines = mia_and_alignment(feats, W, forget_set.classes, seed)
+    geometry |= {AUDIT_METRICS[k]: values[k] for k in AUDIT_METRICS}
+    measured["geometry"] = [{"model": name, "metric": k, "value": v} for k, v in geometry.items()]
+    measured["alignment"] = labelled(cosines, model=name)
+    if budget:
+        stage("relearning")
+        curve = run_attacks(model, split, seed=seed, **budget)
+        measured["relearning"] = labelled(curve, model=name)
+        measured["recovery"] = labelled(recovery_table(curve, by=("attack",)), model=name)
+    return measured
+
+
+def _report(meta: dict, measured: list[dict[str, Any]]) -> AuditReport:
+    """The tables of every model (:func:`_measure`) stacked into one report."""
+    def stacked(table: str, columns: list[str]) -> pd.DataFrame:
+        parts = [m[table] for m in measured if table in m]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return AuditReport(
+        meta, stacked("heads", ["model", "head", "split", "accuracy", "seconds"]),
+        pd.DataFrame([row for m in measured for row in m["geometry"]],
+                     columns=["model", "metric", "value"]),
+        stacked("alignment", ["model", "class", "cosine", "count", "forget"]),
+        stacked("relearning", ["model", "attack", "step", "forget_accuracy", "retain_accuracy"]),
+        stacked("recovery", ["model", "attack", "auc"]))
+
+
+def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
+          width: int | None = None, profile: str = "default", retrain: str | Path | None = None,
+          attack_steps: int = 50, attack_lr: float = 0.01, shots: int = 5,
+          device: str = "auto", seed: int | None = None, progress: bool = True) -> AuditReport:
+    """Audit the model at ``checkpoint`` (and ``retrain``) on ``dataset`` for ``forget``
+    (a class id, ``"2-4-6"`` or a list), with the data subset and head settings of
+    ``profile``. ``attack_steps=0`` skips relearning."""
+    settings, forget_set, run_device = _checked_settings(dataset, profile, forget, device,
+                                                         attack_steps, attack_lr, shots, seed)
+    seed = settings.seed if seed is None else seed
+    paths = {"checkpoint": Path(checkpoint)}
+    if retrain is not None:
+        paths["retrain"] = Path(retrain)
+    loaded, data, split = _load(paths, arch, width, settings, run_device, forget_set,
+                                attack_steps, shots)
+    budget = (dict(steps=attack_steps, lr=attack_lr, batch_size=settings.original.batch_size,
+                   eval_every=max(1, attack_steps // 10), shots=shots) if attack_steps else None)
+
+    bar = tqdm(total=len(loaded), desc="audit", file=sys.stderr, disable=not progress,
+               leave=False)
+    measured = []
     for name, (model, _) in loaded.items():
-        model = model.to(run_device).eval()
-        bar.set_postfix_str(f"{name}: features")
-        try:
-            # The library's protocol: the whole training set, in the head's own geometry.
-            feats = head_geometry(model, features(model, data.whole_train, data.test))
-        except RuntimeError as error:
-            raise AuditError(f"{paths[name]} cannot process images of {dataset!r} of shape "
-                             f"{tuple(data.train.x.shape[1:])}: {str(error).splitlines()[0]}") from None
+        measured.append(_measure(name, model.to(run_device).eval(), paths[name], data, split,
+                                 forget_set, settings, seed, budget,
+                                 lambda stage, name=name: bar.set_postfix_str(f"{name}: {stage}")))
         bar.update()
-        bar.set_postfix_str(f"{name}: heads")
-        heads.append(labelled(evaluate_features(feats, forget_set, settings.heads), model=name))
-        bar.update()
-        bar.set_postfix_str(f"{name}: geometry")
-        W = model.fc.weight.detach().float()
-        b = getattr(model.fc, "bias", None)
-        rows, cosines = _geometry(name, feats, W, None if b is None else b.detach().float(),
-                                  forget_set, seed)
-        geometry.extend(rows)
-        alignment.append(cosines)
-        bar.update()
-        if attack_steps:
-            bar.set_postfix_str(f"{name}: relearning")
-            curve = run_attacks(model, split, steps=attack_steps, lr=attack_lr,
-                                batch_size=settings.original.batch_size,
-                                eval_every=max(1, attack_steps // 10), seed=seed, shots=shots)
-            curves.append(labelled(curve, model=name))
-            recovery.append(labelled(recovery_table(curve, by=("attack",)), model=name))
-            bar.update()
     bar.close()
 
     m0, kind = loaded["checkpoint"]
@@ -431,14 +459,7 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         "device": str(run_device), "seed": seed, "attack_steps": attack_steps,
         "attack_lr": attack_lr, "shots": shots, "torch": torch.__version__,
     }
-    concat = lambda parts, columns: (pd.concat(parts, ignore_index=True) if parts  # noqa: E731
-                                     else pd.DataFrame(columns=columns))
-    return AuditReport(
-        meta, concat(heads, ["model", "head", "split", "accuracy", "seconds"]),
-        pd.DataFrame(geometry, columns=["model", "metric", "value"]),
-        concat(alignment, ["model", "class", "cosine", "count", "forget"]),
-        concat(curves, ["model", "attack", "step", "forget_accuracy", "retain_accuracy"]),
-        concat(recovery, ["model", "attack", "auc"]))
+    return _report(meta, measured)
 
 
 # --------------------------------------------------------------------------------------------

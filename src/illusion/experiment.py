@@ -18,25 +18,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from . import classifier_only, cmf
 from .attacks import run_attacks
-from .config import PROFILES, ForgetSet, Profile, SettingError, get_profile, resolve
-from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget, stratified_indices
-from .geometry import alignment_by_class
+from .config import PROFILES, ForgetSet, MethodConfig, Profile, SettingError, get_profile, resolve
+from .curves import check_resolution, count_steps, probe_subset, quick_heads, unlearning_curve
+from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget
 from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
-                    head_geometry, layerwise_probe)
-from .mia import mia_by_protocol, roles
+                    head_geometry, layerwise_probe, mia_and_alignment)
 from .models import build_model
 from .results import labelled
 from .store import Store, spec_key
 from .train import DivergedError, check_finite, fit, resolve_device
 from .unlearn import METHODS, Context, check_options, having, unlearn
-from .unlearn._loop import concat
 
 
 @dataclass
@@ -404,27 +401,18 @@ class Experiment:
         return self.store.table("evaluations", spec, compute)
 
     def metrics(self, trained: Trained, forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
-        """MIA efficacy and classifier/feature alignment of one model (tidy: metric, value).
-
-        MIA: an SVC on true-label confidence, members = retain training images, non-members =
-        test images of the retain classes, reported as the percentage of D_f called
-        non-member. Alignment: cosine between each classifier row and its centred class mean
-        (over the training features, in the head's own geometry), averaged over forget and
-        over retain classes."""
+        """MIA efficacy and classifier/feature alignment of one model, in its head's own
+        geometry (tidy: metric, value; :func:`illusion.heads.mia_and_alignment`)."""
         self._require_finite(trained)
         forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         spec = {"kind": "metrics", "model": trained.key, "forget_set": forget_set,
                 "geometry": "model"}
 
         def compute() -> pd.DataFrame:
-            f = self.features(trained, "model")
-            mia = mia_by_protocol("salun", **roles(f, forget_set.classes), seed=self.profile.seed)
-            cos = alignment_by_class(f.train, f.train_y, trained.model.fc.weight.detach(),
-                                     forget_set.classes)
-            rows = [("mia", mia), ("alignment_forget", cos.loc[cos["forget"], "cosine"].mean()),
-                    ("alignment_retain", cos.loc[~cos["forget"], "cosine"].mean())]
-            table = pd.DataFrame({"metric": [r[0] for r in rows],
-                                  "value": [float(r[1]) for r in rows]})
+            values, _ = mia_and_alignment(self.features(trained, "model"),
+                                          trained.model.fc.weight.detach(), forget_set.classes,
+                                          self.profile.seed)
+            table = pd.DataFrame({"metric": list(values), "value": list(values.values())})
             return labelled(table, **trained.provenance(forget_set))
         return self.store.table("metrics", spec, compute)
 
@@ -447,15 +435,13 @@ class Experiment:
                          train_per_class: int = 200, epochs: int | None = None,
                          at: str = "step") -> pd.DataFrame:
         """Output / LP / NCC accuracy during unlearning (tidy: step or epoch, head, split,
-        accuracy), at about ``points`` optimiser steps (``at="step"``) or at the end of every
-        epoch of the run's loop (``at="epoch"``; UNSIR's loop runs its impair and its repair
-        epochs). ``epochs`` overrides the setting's. LP and NCC are fitted, in the model's own
-        geometry, on a stratified subset of ``train_per_class`` training images per class at
-        each point, to keep it cheap. Under CMF a point taken at an epoch end sees W recomputed
-        from the current features, as the stored model would (the next epoch recomputes it
-        anyway, so the run is unchanged)."""
-        if at not in ("step", "epoch"):
-            raise ValueError(f"unknown curve resolution at={at!r}; valid choices: ['epoch', 'step']")
+        accuracy; :func:`illusion.curves.unlearning_curve`), at about ``points`` optimiser
+        steps (``at="step"``, the run's steps counted by :meth:`run_steps`) or at the end of
+        every epoch of the run's loop (``at="epoch"``; UNSIR's loop runs its impair and its
+        repair epochs). ``epochs`` overrides the setting's. LP and NCC are fitted, in the
+        model's own geometry, on ``train_per_class`` training images per class
+        (:meth:`probe_subset`) at each point."""
+        check_resolution(at)
         forget_set = self.forget_set(forget_set)
         cfg = self.profile.method(method, variant)
         if epochs is not None:
@@ -467,48 +453,42 @@ class Experiment:
                 "seed": self.profile.seed, "at": at, **origin(method)}
 
         def compute() -> pd.DataFrame:
-            split = self.split(forget_set)
             probe_train = self.probe_subset(train_per_class)
-            n_train = len(split.retain_train) + (len(split.forget_train) if method != "retain_ft" else 0)
-            every = max(1, (max(cfg.epochs, 1) * -(-n_train // cfg.batch_size)) // points)
-            rows = []
-
-            def measure(model: nn.Module, index: int) -> None:
-                rows.append(self.quick_heads(model, forget_set, probe_train).assign(**{at: index}))
-
-            def on_step(model: nn.Module, step: int) -> None:
-                if step % every == 0:
-                    measure(model, step)
-
-            def on_epoch_end(model: nn.Module, epoch: int) -> None:
-                if cmf.head_is_cmf(model):
-                    cmf.recompute(model, concat(split.forget_train, split.retain_train))
-                measure(model, epoch + 1)
-
-            measure(base.model, 0)
-            hooks = {"on_step": on_step} if at == "step" else {"on_epoch_end": on_epoch_end}
-            VARIANTS[variant].run(method, base.model, split, cfg, self.context(**hooks),
-                                  **VARIANTS[variant].inputs(self, forget_set))
-            table = pd.concat(rows, ignore_index=True)
+            table = unlearning_curve(self._run(method, forget_set, variant, cfg), base.model,
+                                     lambda model: self.quick_heads(model, forget_set, probe_train),
+                                     at, points, self.split(forget_set))
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
 
+    def run_steps(self, method: str, forget_set: ForgetSet | int | str, variant: str = "full",
+                  cfg: MethodConfig | None = None) -> int:
+        """The optimiser steps of a run of ``method`` (settings ``cfg``, default the profile's),
+        counted on a run of its own, not stored (:func:`illusion.curves.count_steps`)."""
+        forget_set = self.forget_set(forget_set)
+        return count_steps(self._run(method, forget_set, variant,
+                                     cfg or self.profile.method(method, variant)))
+
+    def _run(self, method: str, forget_set: ForgetSet, variant: str,
+             cfg: MethodConfig) -> Callable[..., tuple[nn.Module, float]]:
+        """``run(**hooks)``: ``method`` run from the variant's base model on ``forget_set``
+        with these context hooks, nothing stored (a curve's run)."""
+        run = VARIANTS[variant]
+
+        def with_hooks(**hooks) -> tuple[nn.Module, float]:
+            return run.run(method, run.base(self).model, self.split(forget_set), cfg,
+                           self.context(**hooks), **run.inputs(self, forget_set))
+        return with_hooks
+
     def probe_subset(self, train_per_class: int = 200) -> Split:
         """A stratified subset of the whole training set (the profile's seed) on which the
-        curves fit LP and NCC cheaply."""
-        train = self.data.whole_train
-        per_class = min(train_per_class, int(torch.bincount(train.y).min()))
-        rng = np.random.default_rng(self.profile.seed)
-        idx = torch.as_tensor(stratified_indices(train.y.cpu().numpy(), per_class, rng),
-                              device=self.device)
-        return Split(train.x[idx], train.y[idx])
+        curves fit LP and NCC cheaply (:func:`illusion.curves.probe_subset`)."""
+        return probe_subset(self.data.whole_train, train_per_class, self.profile.seed)
 
     def quick_heads(self, model: nn.Module, forget_set: ForgetSet, probe_train: Split) -> pd.DataFrame:
-        """Output / LP / NCC of ``model`` as the curves measure them: LP and NCC fitted, in the
-        model's own geometry, on ``probe_train`` (:meth:`probe_subset`); tidy head, split,
-        accuracy. Not stored: a curve point or a comparison with one."""
-        f = head_geometry(model, features(model, probe_train, self.data.test))
-        return evaluate_features(f, forget_set, self.profile.heads).drop(columns="seconds")
+        """Output / LP / NCC of ``model`` on the test split as the curves measure them
+        (:func:`illusion.curves.quick_heads`); not stored: a curve point or a comparison with
+        one."""
+        return quick_heads(model, probe_train, self.data.test, forget_set, self.profile.heads)
 
     def relearning_curves(self, models: Mapping[tuple[str, str, ForgetSet], Trained]) -> pd.DataFrame:
         """:meth:`relearning` of every model of ``models`` on its forget set, stacked (the

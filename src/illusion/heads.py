@@ -18,6 +18,9 @@ is one registered class.
 A model with a CMF head is measured in its head's own geometry, as the authors do: LP and NCC
 fit on ẑ = normalize(normalize(f) − μ), the features the CMF head classifies
 (:func:`head_geometry`); ``geometry="raw"`` keeps the raw features as a second view.
+
+Beside the heads, the same features give a model's MIA efficacy and the alignment of its
+classifier with its class means (:func:`mia_and_alignment`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from torch import nn
 from . import device
 from .config import SGD_SCHEDULES, ForgetSet, HeadConfig
 from .data import Split, augment
+from .geometry import alignment_by_class
+from .mia import mia_by_protocol, roles
 from .models import INFERENCE_BATCH_SIZE
 
 GEOMETRIES = ("model", "raw")
@@ -314,3 +319,22 @@ def evaluate_features(feats: Features, forget: ForgetSet, cfg: HeadConfig,
         for split, acc in split_accuracy(pred, feats.test_y, forget).items():
             rows.append({"head": name, "split": split, "accuracy": acc, "seconds": seconds})
     return pd.DataFrame(rows)
+
+
+def mia_and_alignment(feats: Features, W: torch.Tensor, forget_classes: tuple[int, ...],
+                      seed: int) -> tuple[dict[str, float], pd.DataFrame]:
+    """MIA efficacy and classifier/feature alignment of one model from its features in its
+    head's own geometry and its classifier rows ``W``: ``{"mia", "alignment_forget",
+    "alignment_retain"}`` and the cosine of every class
+    (:func:`illusion.geometry.alignment_by_class`).
+
+    MIA: SalUn's protocol (:func:`illusion.mia.mia_efficacy`), members = retain training
+    images, non-members = test images of the retain classes, reported as the percentage of D_f
+    called non-member. Alignment: cosine between each classifier row and its centred class mean
+    over the training features, averaged over forget and over retain classes."""
+    cosines = alignment_by_class(feats.train, feats.train_y, W, forget_classes)
+    is_forget = cosines["forget"]
+    values = {"mia": mia_by_protocol("salun", **roles(feats, forget_classes), seed=seed),
+              "alignment_forget": float(cosines["cosine"][is_forget].mean()),
+              "alignment_retain": float(cosines["cosine"][~is_forget].mean())}
+    return values, cosines

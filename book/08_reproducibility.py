@@ -199,3 +199,55 @@ print("\n# or, with papermill and overrides:")
 print(".venv/bin/jupytext --to ipynb book/02_misalignment.py")
 print(".venv/bin/papermill book/02_misalignment.ipynb out.ipynb --cwd book -p profile default "
       "-y '{\"overrides\": {\"methods.rl.lr\": 0.005}}'")
+
+# %% [markdown]
+# ## What the paper profiles cost on a GPU
+#
+# `benchmarks/gpu.py` counts the images each paper profile's full grid pushes through its
+# network, from the profile's settings and the plan of every model and table the book reads
+# (`illusion.plan`): *training* passes (forward and backward through the whole network: the
+# Original, every Retrain, the CMF Original, every method in every variant on the data it
+# trains on, the unlearning curves, the relearning attacks) and *inference* passes (forward
+# only: validation, features for the heads and metrics once per model, CMF's class means,
+# classifier-only runs, the curves' points, the attacks' evaluations). The linear probes and
+# the NCC fit on cached features and cost no image pass. The Original is counted at its full
+# 300 epochs; early stopping (patience 50) can only shorten it. It then measures training
+# (forward, backward, SGD step) and inference images per second of each profile's model at its
+# input size and batch size, and divides.
+#
+# The tables below are the committed run, not this build's. Where `gpu_basis` begins with
+# "projected", no GPU was at hand and the figures are a **CPU-based estimate**: the throughput
+# was measured on the development CPU (2 cores shared with other jobs; `device` gives the torch
+# threads), which gives the "measured-device hours" (CPU-hours), and the GPU hours rest on an
+# **assumption**: NVIDIA's published training
+# throughput of ResNet-50 v1.5 on one A100 80GB in mixed precision, 2,470 images/s at 224 px
+# ([DeepLearningExamples, ResNet50 v1.5 for PyTorch](https://github.com/NVIDIA/DeepLearningExamples/blob/master/PyTorch/Classification/ConvNets/resnet50v1.5/README.md),
+# "Training performance: NVIDIA DGX A100", 1 GPU), scaled by the ratio of forward FLOPs of that
+# network to each profile's model (counted by `torch.utils.flop_counter`), with inference 2.82x
+# faster than training (the same page's V100 mixed-precision figures: 3,382 against 1,200
+# images/s). Small 32-px images keep a GPU busier per FLOP less well than 224-px ones, so the
+# ResNet-18 projections are more likely too short than too long. Running
+# `python benchmarks/gpu.py` on a GPU (bf16 autocast, channels_last, data on the device, as the
+# library trains) replaces both columns by a measurement; `gpu_basis` then says "measured on".
+
+# %%
+gpu_file = project_root() / "benchmarks" / "results" / "gpu_estimate.csv"
+if gpu_file.is_file():
+    cost = pd.read_csv(gpu_file)
+    first = cost.iloc[0]
+    print(f"{gpu_file.relative_to(project_root())}: measured on {first['device']}, torch "
+          f"{first['torch']}, {first['date']}, `{first['command']}`")
+    for basis in cost["gpu_basis"].unique():
+        print(f"GPU figures: {basis}")
+    totals = cost[cost["stage"] == "total"].set_index("profile")
+    display(totals[["model", "train_passes", "infer_passes", "train_img_s", "infer_img_s",
+                    "device_hours", "gpu_train_img_s", "gpu_hours"]]
+            .rename(columns={"train_img_s": "measured train img/s", "infer_img_s": "measured infer img/s",
+                             "device_hours": "measured-device hours", "gpu_train_img_s": "GPU train img/s",
+                             "gpu_hours": "GPU hours"})
+            .style.format(precision=1, thousands=","))
+    display(cost.pivot_table(index="stage", columns="profile", values="gpu_hours", sort=False)
+            .reindex(columns=totals.index).style.format(precision=2)
+            .set_caption("GPU hours per stage"))
+else:
+    print("no GPU estimate: run benchmarks/gpu.py")

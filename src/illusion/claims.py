@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import pandas as pd
@@ -552,7 +553,7 @@ def spread(per_seed: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SPREAD_COLUMNS)
 
 
-def spread_path() -> "Path":
+def spread_path() -> Path:
     """The committed seed spread of the default profile's checks."""
     from .paths import project_root
 

@@ -46,7 +46,7 @@ from .attacks import recovery_table
 from .config import ForgetSet, SettingError, _flatten, _overrides_mapping, to_jsonable
 from .experiment import Experiment
 from .outside import MethodError
-from .results import accuracy_table
+from .results import accuracy_table, variant_label
 from .store import Store, atomic_write_text
 from .unlearn import get_method, traits
 
@@ -109,7 +109,7 @@ class MethodReport:
         profile = _Buckets(m["buckets"])
 
         def block(title: str, table: pd.DataFrame) -> None:
-            shown = table.assign(model=[label(mo, v) for mo, v in
+            shown = table.assign(model=[variant_label(mo, v) for mo, v in
                                         zip(table["model"], table["variant"])])
             wide = accuracy_table(shown, profile, by=("model",))
             lines.extend(["", title, wide.to_string()])
@@ -118,7 +118,7 @@ class MethodReport:
         block("Table 2: full model vs classifier only", self.table2)
         block("Table 3: full model vs CMF", self.table3)
         if not self.recovery_auc.empty:
-            auc = (self.recovery_auc.assign(model=[label(mo, v) for mo, v in zip(
+            auc = (self.recovery_auc.assign(model=[variant_label(mo, v) for mo, v in zip(
                 self.recovery_auc["model"], self.recovery_auc["variant"])])
                 .groupby(["model", "attack"], sort=False)["auc"].mean().unstack("attack"))
             lines.extend(["", f"Relearning: recovery AUC (%), mean forget accuracy over "
@@ -138,10 +138,6 @@ class _Buckets:
 
     def __init__(self, buckets: Mapping[str, list[str]]):
         self.buckets = {b: [ForgetSet.parse(s) for s in sets] for b, sets in buckets.items()}
-
-
-def label(model: str, variant: str) -> str:
-    return model if variant == "full" else f"{model} + {variant}"
 
 
 def _forget_sets(specs: Sequence[Any] | None) -> list[ForgetSet] | None:

@@ -38,6 +38,12 @@ def test_step_curve_measures_the_start_and_every_steps_over_points_th_step(point
     assert len(calls) == 2  # one run counts the steps, one is measured
 
 
+def test_step_curve_with_a_known_step_count_runs_once():
+    run, model, calls = scripted(steps=7, epochs=2)
+    curve = unlearning_curve(run, model, measure, "step", 3, split=None, steps=14)
+    assert curve["step"].tolist() == [0, 4, 8, 12] and len(calls) == 1
+
+
 def test_epoch_curve_measures_the_start_and_every_epoch_end():
     run, model, calls = scripted(steps=5, epochs=3)
     curve = unlearning_curve(run, model, measure, "epoch", points=8, split=None)

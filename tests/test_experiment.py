@@ -77,3 +77,5 @@ def test_curve_steps_are_counted_from_the_run_ga_iterating_the_forget_set_only(t
     steps = 2 * -(-forget // 8)
     curve = exp.unlearning_curve("ga", 0, points=3)
     assert sorted(curve["step"].unique()) == list(range(0, steps + 1, steps // 3))
+    # The curve took the count from the stored run, which recorded its steps.
+    assert exp.unlearned("ga", 0).record["steps"] == steps

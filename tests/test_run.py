@@ -87,9 +87,10 @@ def test_the_chapters_compute_nothing_after_the_plan(serial, monkeypatch, tmp_pa
         runpy.run_path(str(chapter), run_name="__main__")
         plt.close("all")
     assert computed == []
-    # What a chapter computes is seen (here in another store, the Original and a curve).
+    # What a chapter computes is seen (here in another store, the Original and a curve, which
+    # stores the run whose step count it takes).
     Experiment("smoke", TINY, store=Store(tmp_path)).unlearning_curve("rl", 0, points=2)
-    assert [spec["kind"] for spec in computed] == ["original", "curve"]
+    assert [spec["kind"] for spec in computed] == ["original", "curve", "unlearn"]
 
 
 def _files(root):

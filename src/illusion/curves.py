@@ -1,7 +1,8 @@
 """Unlearning curves: Output / LP / NCC of a model measured while a method unlearns it.
 
 A point is taken before the run (index 0) and then at about ``points`` optimiser steps
-(``at="step"``: every ``steps // points``-th step, the run's steps counted by
+(``at="step"``: every ``steps // points``-th step, ``steps`` the run's optimiser steps as a
+stored run of the same method counted them (:class:`StepCounter`), else counted by
 :func:`count_steps`) or at the end of every epoch of the run's loop (``at="epoch"``). At each
 point LP and NCC are fitted, in the model's own geometry, on a stratified subset of the
 training images (:func:`probe_subset`), to keep a point cheap (:func:`quick_heads`).
@@ -35,18 +36,23 @@ def check_resolution(at: str) -> None:
         raise ValueError(f"unknown curve resolution at={at!r}; valid choices: {list(RESOLUTIONS)}")
 
 
+class StepCounter:
+    """A context step hook that counts the optimiser steps of the run it is given to: what the
+    method's loop really iterates (D_f alone for GA, D_r for NegGrad+, UNSIR's impair and
+    repair phases, one step for SVD, none for Prune)."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def __call__(self, model: nn.Module, step: int) -> None:
+        self.steps += 1
+
+
 def count_steps(run: Run) -> int:
-    """The optimiser steps of ``run``, counted through the context's step hook on a run of its
-    own: what the method's loop really iterates (D_f alone for GA, D_r for NegGrad+, UNSIR's
-    impair and repair phases, one step for SVD, none for Prune)."""
-    steps = 0
-
-    def count(model: nn.Module, step: int) -> None:
-        nonlocal steps
-        steps += 1
-
-    run(on_step=count)
-    return steps
+    """The optimiser steps of ``run``, counted on a run of its own."""
+    counter = StepCounter()
+    run(on_step=counter)
+    return counter.steps
 
 
 def probe_subset(train: Split, per_class: int, seed: int) -> Split:
@@ -69,9 +75,11 @@ def quick_heads(model: nn.Module, probe_train: Split, test: Split, forget_set: F
 
 
 def unlearning_curve(run: Run, start: nn.Module, measure: Callable[[nn.Module], pd.DataFrame],
-                     at: str, points: int, split: ForgetSplit) -> pd.DataFrame:
+                     at: str, points: int, split: ForgetSplit, steps: int | None = None) -> pd.DataFrame:
     """``measure(model)`` (a tidy table) of ``start`` and of the model during ``run`` on
-    ``split``, stacked with a column ``at`` (``step`` or ``epoch``) giving the point. Under CMF
+    ``split``, stacked with a column ``at`` (``step`` or ``epoch``) giving the point. ``steps``:
+    the optimiser steps of ``run`` when known (from a stored run of it); None counts them on a
+    run of their own (:func:`count_steps`), which costs the run once more. Under CMF
     a point taken at an epoch end sees W recomputed from the current features, as the stored
     model would (the next epoch recomputes it anyway, so the run is unchanged)."""
     check_resolution(at)
@@ -82,7 +90,7 @@ def unlearning_curve(run: Run, start: nn.Module, measure: Callable[[nn.Module], 
 
     record(start, 0)
     if at == "step":
-        every = max(1, count_steps(run) // points)
+        every = max(1, (count_steps(run) if steps is None else steps) // points)
 
         def on_step(model: nn.Module, step: int) -> None:
             if step % every == 0:

@@ -25,7 +25,8 @@ from torch import nn
 from . import classifier_only, cmf
 from .attacks import run_attacks
 from .config import PROFILES, ForgetSet, MethodConfig, Profile, SettingError, get_profile, resolve
-from .curves import check_resolution, count_steps, probe_subset, quick_heads, unlearning_curve
+from .curves import (StepCounter, check_resolution, count_steps, probe_subset, quick_heads,
+                     unlearning_curve)
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget
 from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
                     head_geometry, layerwise_probe, mia_and_alignment)
@@ -300,9 +301,10 @@ class Experiment:
 
         def compute():
             run = VARIANTS[variant]
+            counter = StepCounter()
             model, seconds = run.run(method, base.model, self.split(forget_set), cfg,
-                                     self.context(), **run.inputs(self, forget_set))
-            return model, {"seconds": seconds}
+                                     self.context(on_step=counter), **run.inputs(self, forget_set))
+            return model, {"seconds": seconds, "steps": counter.steps}
         return self._trained(method, variant, forget_set, spec, compute,
                              build=lambda: copy.deepcopy(base.model))
 
@@ -436,7 +438,8 @@ class Experiment:
                          at: str = "step") -> pd.DataFrame:
         """Output / LP / NCC accuracy during unlearning (tidy: step or epoch, head, split,
         accuracy; :func:`illusion.curves.unlearning_curve`), at about ``points`` optimiser
-        steps (``at="step"``, the run's steps counted by :meth:`run_steps`) or at the end of
+        steps (``at="step"``; the run's steps as its stored model, :meth:`unlearned`, counted
+        them, or with ``epochs`` on a run of its own) or at the end of
         every epoch of the run's loop (``at="epoch"``; UNSIR's loop runs its impair and its
         repair epochs). ``epochs`` overrides the setting's. LP and NCC are fitted, in the
         model's own geometry, on ``train_per_class`` training images per class
@@ -454,9 +457,14 @@ class Experiment:
 
         def compute() -> pd.DataFrame:
             probe_train = self.probe_subset(train_per_class)
+            # A step curve at the profile's settings is the stored run, re-run with the curve's
+            # hook: that run's record gives its step count (a run stored before runs counted
+            # their steps has none, and the curve counts them on a run of its own).
+            steps = (self.unlearned(method, forget_set, variant).record.get("steps")
+                     if at == "step" and epochs is None else None)
             table = unlearning_curve(self._run(method, forget_set, variant, cfg), base.model,
                                      lambda model: self.quick_heads(model, forget_set, probe_train),
-                                     at, points, self.split(forget_set))
+                                     at, points, self.split(forget_set), steps)
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
 

@@ -100,6 +100,14 @@ def base(model: Call) -> Call | None:
     return None
 
 
+def curve_models(call: Call) -> list[Call]:
+    """The models a curve reads: its base, and for a step curve at the profile's settings the
+    stored run whose step count it takes (``Experiment.unlearning_curve``)."""
+    options = dict(call.kwargs)
+    counted = options.get("at", "step") == "step" and options.get("epochs") is None
+    return [base(call)] + ([unlearned(*call.args)] if counted else [])
+
+
 def setting(overrides: Mapping[str, Any]) -> str:
     """A chapter's second Experiment, as the overrides it adds to the chapters' profile."""
     return json.dumps(overrides, sort_keys=True)
@@ -240,7 +248,7 @@ def plan(profile: str, overrides: Mapping[str, Any] | str | None = None) -> dict
         if call.method in MODELS:
             train(call, where)
         elif call.method == "unlearning_curve":
-            add(Node((call,), where), [train(base(call), where)])
+            add(Node((call,), where), [train(m, where) for m in curve_models(call)])
         else:
             calls = tables.setdefault((where, call.args[0]), [])
             if call not in calls:

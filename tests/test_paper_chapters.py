@@ -7,7 +7,6 @@ per-dataset method settings and the authors' classifier-only protocol. Checks ar
 shown but not asserted on shrunk settings (:func:`illusion.book.asserts_checks`)."""
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,8 @@ def shrink(profile: str) -> dict:
     # UNSIR's noise: 40 steps and 20 copies of a 128-image batch per forget class (20 classes
     # in Tiny-ImageNet's multi-class bucket) dominate everything else at these sizes.
     for prefix in ["methods.unsir", *(f"variant_methods.{v}.unsir" for v in p.variant_methods)]:
-        overrides |= {f"{prefix}.options.noise_steps": 2, f"{prefix}.options.noise_repeats": 1}
+        overrides |= {f"{prefix}.options.noise_steps": 2, f"{prefix}.options.noise_repeats": 1,
+                      f"{prefix}.batch_size": 16}
     return overrides
 
 
@@ -53,14 +53,8 @@ def data_root(tmp_path_factory):
     return root
 
 
-# Tiny-ImageNet's chapters take ~12 min on a 2-core CPU even at these sizes (ResNet-50 on 64-px
-# images, 40 classes): past CI's budget, so they run where ILLUSION_ALL_PAPER_CHAPTERS=1.
-ALL = os.environ.get("ILLUSION_ALL_PAPER_CHAPTERS") == "1"
-SLOW = pytest.mark.skipif(not ALL, reason="~12 min on 2 CPU cores: set ILLUSION_ALL_PAPER_CHAPTERS=1")
-
-
-@pytest.mark.parametrize("profile", [pytest.param(p, marks=SLOW) if p == "paper-tinyimagenet"
-                                     else p for p in PROFILES])
+# All three on 2 CPU cores: ~2 min each for CIFAR-10 and CIFAR-100, ~5 min for Tiny-ImageNet.
+@pytest.mark.parametrize("profile", PROFILES)
 def test_every_chapter_runs_on_the_paper_profile(profile, data_root, tmp_path, monkeypatch):
     papermill = pytest.importorskip("papermill")
     monkeypatch.setenv("ILLUSION_DATA", str(data_root))

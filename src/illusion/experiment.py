@@ -480,7 +480,7 @@ class Experiment:
                      if at == "step" and epochs is None else None)
             table = unlearning_curve(self._run(method, forget_set, variant, cfg), base.model,
                                      lambda model: self.quick_heads(model, forget_set, probe_train),
-                                     at, points, self.split(forget_set), steps)
+                                     at, points, steps)
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
 

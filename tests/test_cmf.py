@@ -145,6 +145,20 @@ def test_wrapper_runs_the_registered_method_unchanged(setting, spy):
         cmf.run("_cmf_spy", model, split, cfg, Context())
 
 
+def test_w_seen_at_each_epoch_end_is_recomputed_once_per_change(setting, monkeypatch):
+    data, model, split = setting
+    base = cmf.attach(model, data.train)
+    recomputes, seen = [], []
+    recompute = cmf.recompute
+    monkeypatch.setattr(cmf, "recompute", lambda m, t: recomputes.append(1) or recompute(m, t))
+    ctx = Context(on_epoch_end=lambda m, e: seen.append(m.fc.weight.clone()))
+    out, _ = cmf.run("retain_ft", base, split, MethodConfig(epochs=3, lr=1e-2, batch_size=32), ctx)
+    assert len(recomputes) == 4  # the start, then each epoch end (= the next start, the end)
+    fresh = cmf.attach(out, concat(split.forget_train, split.retain_train)).fc.weight
+    assert torch.equal(seen[-1], out.fc.weight) and torch.equal(out.fc.weight, fresh)
+    assert not torch.equal(seen[0], seen[-1])  # a hook sees the W of its own epoch's features
+
+
 @pytest.mark.parametrize("method", ["rl", "retain_ft"])
 def test_run_output_tracks_the_features(setting, method):
     data, model, split = setting

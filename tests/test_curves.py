@@ -33,24 +33,24 @@ def test_count_steps_counts_the_step_hook_calls():
 @pytest.mark.parametrize("points, expected", [(3, [0, 4, 8, 12]), (20, list(range(15)))])
 def test_step_curve_measures_the_start_and_every_steps_over_points_th_step(points, expected):
     run, model, calls = scripted(steps=7, epochs=2)
-    curve = unlearning_curve(run, model, measure, "step", points, split=None)
+    curve = unlearning_curve(run, model, measure, "step", points)
     assert curve["step"].tolist() == expected
     assert len(calls) == 2  # one run counts the steps, one is measured
 
 
 def test_step_curve_with_a_known_step_count_runs_once():
     run, model, calls = scripted(steps=7, epochs=2)
-    curve = unlearning_curve(run, model, measure, "step", 3, split=None, steps=14)
+    curve = unlearning_curve(run, model, measure, "step", 3, steps=14)
     assert curve["step"].tolist() == [0, 4, 8, 12] and len(calls) == 1
 
 
 def test_epoch_curve_measures_the_start_and_every_epoch_end():
     run, model, calls = scripted(steps=5, epochs=3)
-    curve = unlearning_curve(run, model, measure, "epoch", points=8, split=None)
+    curve = unlearning_curve(run, model, measure, "epoch", points=8)
     assert curve["epoch"].tolist() == [0, 1, 2, 3] and len(calls) == 1
 
 
 def test_unknown_resolution_names_the_choices():
     run, model, _ = scripted(steps=1)
     with pytest.raises(ValueError, match=r"at='batch'.*\['epoch', 'step'\]"):
-        unlearning_curve(run, model, measure, "batch", 8, split=None)
+        unlearning_curve(run, model, measure, "batch", 8)

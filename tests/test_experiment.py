@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from illusion import heads
 from illusion.config import SettingError
 from illusion.experiment import Experiment
 from illusion.store import Store
@@ -79,3 +80,19 @@ def test_curve_steps_are_counted_from_the_run_ga_iterating_the_forget_set_only(t
     assert sorted(curve["step"].unique()) == list(range(0, steps + 1, steps // 3))
     # The curve took the count from the stored run, which recorded its steps.
     assert exp.unlearned("ga", 0).record["steps"] == steps
+
+
+def test_models_with_the_originals_backbone_reuse_its_lp_and_ncc(tmp_path, monkeypatch):
+    exp = Experiment("smoke", TINY, store=Store(tmp_path))
+    original = exp.evaluate(exp.original(), 0)
+    fits = []
+    fit = heads.LinearProbe.fit
+    monkeypatch.setattr(heads.LinearProbe, "fit", lambda self, x, y: fits.append(1) or fit(self, x, y))
+    for method, variant in [("rl", "classifier_only"), ("svd", "full")]:
+        table = exp.evaluate(exp.unlearned(method, 0, variant), 0)
+        assert list(table["head"]) == ["output", "output", "lp", "lp", "ncc", "ncc"]
+        shared = table["head"] != "output"
+        assert table.loc[shared, "accuracy"].tolist() == original.loc[shared, "accuracy"].tolist()
+    assert fits == []  # the Original's probe, fitted once
+    rl = exp.evaluate(exp.unlearned("rl", 0), 0)  # its own backbone: its own probe
+    assert len(fits) == 1 and list(rl["head"]) == list(original["head"])

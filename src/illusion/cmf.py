@@ -12,7 +12,8 @@ every feature has the same norm and the classes are balanced; otherwise they dif
 
 W and μ are buffers, never parameters: no gradient reaches them, and output accuracy can only
 change when the features do. CMF unlearning (Algorithm 2) runs any registered method unchanged,
-through a context that recomputes W at every epoch start and trains the encoder only; W is
+through a context that recomputes W at every epoch start and trains the encoder only (and at
+every epoch end, which a hook then sees; an unchanged model is never recomputed twice); W is
 recomputed once more at the end, with true labels (the forget classes keep their rows). The
 CMF settings of RL, SalUn and NegGrad+ bound the gradient norm to 1.0 (the common ``clip``
 option), as the authors do for those three only.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Callable
 
 import torch
 from torch import nn
@@ -153,22 +155,43 @@ def attach(model: nn.Module, train: Split, reading: str = "code", tau: float = 1
     return recompute(empty_cmf_model(model, reading, tau), train)
 
 
-def _cmf_context(ctx: Context, train: Split) -> Context:
-    """``ctx`` changed for CMF training: recompute W at every epoch start (then the caller's own
-    hook), train the encoder only. Shares the caller's generator."""
+def _state_versions(model: nn.Module) -> tuple[int, ...]:
+    """The in-place version counter of every parameter and buffer of ``model``: any optimiser
+    step or BatchNorm update moves one of them (autograd's own counter, ``Tensor._version``)."""
+    return tuple(t._version for t in (*model.parameters(), *model.buffers()))
+
+
+def _cmf_context(ctx: Context, train: Split) -> tuple[Context, Callable[[nn.Module], None]]:
+    """``ctx`` changed for CMF training, and its ``refresh(model)``: W recomputed at every
+    epoch start (then the caller's own hook) and at every epoch end (before the caller's hook,
+    which so measures the W the stored model would have); the encoder trains alone. Shares the
+    caller's generator. ``refresh`` recomputes only when the model changed since it last did:
+    an epoch end and the next start (or the end of the run) share one recomputation."""
     wrapped = copy.copy(ctx)  # not dataclasses.replace: that would re-seed a new generator
+    computed_at: tuple[int, ...] | None = None
+
+    def refresh(model: nn.Module) -> None:
+        nonlocal computed_at
+        if computed_at != _state_versions(model):
+            recompute(model, train)
+            computed_at = _state_versions(model)
 
     def on_epoch_start(model: nn.Module, epoch: int) -> None:
-        recompute(model, train)
+        refresh(model)
         ctx.on_epoch_start(model, epoch)
+
+    def on_epoch_end(model: nn.Module, epoch: int) -> None:
+        refresh(model)
+        ctx.on_epoch_end(model, epoch)
 
     def parameters(model: nn.Module) -> list[nn.Parameter]:
         head = {id(p) for p in model.fc.parameters()}  # empty for a CMF head; kept as a guard
         return [p for p in ctx.parameters(model) if id(p) not in head]
 
     wrapped.on_epoch_start = on_epoch_start
+    wrapped.on_epoch_end = on_epoch_end
     wrapped.parameters = parameters
-    return wrapped
+    return wrapped, refresh
 
 
 def _cross_entropy(model: nn.Module, batch, epoch: int) -> torch.Tensor:
@@ -183,9 +206,11 @@ def prepare(model: nn.Module, train: Split, cfg: MethodConfig, ctx: Context | No
     Options ``reading`` ("code") and ``tau`` (1.0) choose the head."""
     ctx = ctx or Context()
     model = empty_cmf_model(model, cfg.option("reading", "code"), cfg.option("tau", 1.0))
-    model = run_epochs(model, cfg, _cmf_context(ctx, train),
-                       lambda epoch: image_batches(train, cfg, ctx), _cross_entropy)
-    return recompute(model, train).eval()
+    cmf_ctx, refresh = _cmf_context(ctx, train)
+    model = run_epochs(model, cfg, cmf_ctx, lambda epoch: image_batches(train, cfg, ctx),
+                       _cross_entropy)
+    refresh(model)
+    return model.eval()
 
 
 def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
@@ -197,8 +222,9 @@ def run(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
     _require_cmf(model)
     ctx = ctx or Context()
     train = concat(split.forget_train, split.retain_train)
-    model, seconds = unlearn(name, model, split, cfg, _cmf_context(ctx, train))
+    cmf_ctx, refresh = _cmf_context(ctx, train)
+    model, seconds = unlearn(name, model, split, cfg, cmf_ctx)
     start = time.perf_counter()
-    recompute(model, train)
+    refresh(model)
     synchronize(next(model.parameters()).device)
     return model.eval(), seconds + time.perf_counter() - start

@@ -20,11 +20,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import cmf
 from .config import ForgetSet, HeadConfig
-from .data import ForgetSplit, Split, stratified_indices
+from .data import Split, stratified_indices
 from .heads import evaluate_features, features, head_geometry
-from .unlearn._loop import concat
 
 RESOLUTIONS = ("epoch", "step")
 
@@ -75,13 +73,13 @@ def quick_heads(model: nn.Module, probe_train: Split, test: Split, forget_set: F
 
 
 def unlearning_curve(run: Run, start: nn.Module, measure: Callable[[nn.Module], pd.DataFrame],
-                     at: str, points: int, split: ForgetSplit, steps: int | None = None) -> pd.DataFrame:
-    """``measure(model)`` (a tidy table) of ``start`` and of the model during ``run`` on
-    ``split``, stacked with a column ``at`` (``step`` or ``epoch``) giving the point. ``steps``:
-    the optimiser steps of ``run`` when known (from a stored run of it); None counts them on a
-    run of their own (:func:`count_steps`), which costs the run once more. Under CMF
-    a point taken at an epoch end sees W recomputed from the current features, as the stored
-    model would (the next epoch recomputes it anyway, so the run is unchanged)."""
+                     at: str, points: int, steps: int | None = None) -> pd.DataFrame:
+    """``measure(model)`` (a tidy table) of ``start`` and of the model during ``run``, stacked
+    with a column ``at`` (``step`` or ``epoch``) giving the point. ``steps``: the optimiser
+    steps of ``run`` when known (from a stored run of it); None counts them on a run of their
+    own (:func:`count_steps`), which costs the run once more. Under CMF a point taken at an
+    epoch end sees W recomputed from the current features, as the stored model would: the CMF
+    context recomputes it there (:func:`illusion.cmf.run`)."""
     check_resolution(at)
     rows = []
 
@@ -98,8 +96,6 @@ def unlearning_curve(run: Run, start: nn.Module, measure: Callable[[nn.Module], 
         run(on_step=on_step)
     else:
         def on_epoch_end(model: nn.Module, epoch: int) -> None:
-            if cmf.head_is_cmf(model):
-                cmf.recompute(model, concat(split.forget_train, split.retain_train))
             record(model, epoch + 1)
         run(on_epoch_end=on_epoch_end)
     return pd.concat(rows, ignore_index=True)

@@ -170,6 +170,9 @@ class Experiment:
         self._splits: dict[ForgetSet, ForgetSplit] = {}
         self._models: dict[str, Trained] = {}
         self._features: dict[str, Features] = {}
+        # Models whose features are the Original's (its backbone, bitwise): their LP and NCC
+        # are the Original's, fitted once (:meth:`evaluate`).
+        self._original_backbone: set[str] = set()
         self._feature_splits: dict[ForgetSet, ForgetSplit] = {}
 
     # ---------------------------------------------------------------- data
@@ -367,6 +370,7 @@ class Experiment:
                     logits = [trained.model.fc(x).float() for x in (f.train, f.test)]
                 self._features[trained.key] = dataclasses.replace(
                     f, train_logits=logits[0], test_logits=logits[1])
+                self._original_backbone.add(trained.key)
             else:
                 self._features[trained.key] = features(trained.model, self.data.whole_train,
                                                        self.data.test,
@@ -387,7 +391,9 @@ class Experiment:
         LP and NCC fit in the model's own geometry (the authors' protocol: ẑ for a CMF model)
         or, with ``geometry="raw"``, on the raw penultimate features. ``seconds`` is the
         model's training/unlearning wall time for the output head and the head's own fitting
-        time for LP and NCC."""
+        time for LP and NCC. A model with the Original's backbone (classifier-only, SVD,
+        prune) has the Original's features, so its LP and NCC rows are the Original's
+        evaluation (fitted once; its seconds too); only the heads that read logits are its own."""
         self._require_finite(trained)
         forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         heads_cfg = self.profile.heads
@@ -396,8 +402,18 @@ class Experiment:
                 "geometry": geometry}
 
         def compute() -> pd.DataFrame:
-            table = evaluate_features(self.features(trained, geometry), forget_set, heads_cfg,
-                                      heads, lp)
+            feats = self.features(trained, geometry)
+            shared = ([h for h in heads if h in HEADS and HEADS[h].reads == "features"]
+                      if trained.key in self._original_backbone else [])
+            table = evaluate_features(feats, forget_set, heads_cfg,
+                                      [h for h in heads if h not in shared], lp)
+            if shared:
+                original = self.evaluate(self.original(), forget_set, heads, lp, geometry)
+                reused = original.loc[original["head"].isin(shared), list(table.columns)
+                                      or ["head", "split", "accuracy", "seconds"]]
+                table = pd.concat([table, reused]) if len(table) else reused
+                table = table.sort_values("head", key=lambda h: h.map(list(heads).index),
+                                          kind="stable", ignore_index=True)
             table.loc[table["head"] == "output", "seconds"] = trained.seconds
             return labelled(table, **trained.provenance(forget_set))
         return self.store.table("evaluations", spec, compute)
@@ -464,7 +480,7 @@ class Experiment:
                      if at == "step" and epochs is None else None)
             table = unlearning_curve(self._run(method, forget_set, variant, cfg), base.model,
                                      lambda model: self.quick_heads(model, forget_set, probe_train),
-                                     at, points, self.split(forget_set), steps)
+                                     at, points, steps)
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
 

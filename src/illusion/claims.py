@@ -261,6 +261,12 @@ NOT_DECIDED: dict[str, frozenset[tuple[str, str]]] = {
         ("claim4_auc_gain", "neggrad_plus:head_only"),
         ("claim4_auc_gain", "unsir:head_only"),
     }),
+    # The 88% floor is Fashion-MNIST's at the default budget (and well below CIFAR-10's ~95%).
+    # A ResNet-18 on CIFAR-100 and a ResNet-50 on Tiny-ImageNet end far lower at the paper's
+    # recipes, and no run of ours has measured them yet (no GPU): shown, not asserted, until a
+    # GPU run measures their floor and spread (benchmarks/seed_spread.py).
+    "paper-cifar100": frozenset({("original_accuracy", "original")}),
+    "paper-tinyimagenet": frozenset({("original_accuracy", "original")}),
 }
 # Profile -> (check, subject) pairs measured to fail on every seed, with room: a claim that
 # does not hold on that profile after a faithful implementation. Shown; the build fails if

@@ -82,17 +82,24 @@ def test_curve_steps_are_counted_from_the_run_ga_iterating_the_forget_set_only(t
     assert exp.unlearned("ga", 0).record["steps"] == steps
 
 
-def test_models_with_the_originals_backbone_reuse_its_lp_and_ncc(tmp_path, monkeypatch):
-    exp = Experiment("smoke", TINY, store=Store(tmp_path))
-    original = exp.evaluate(exp.original(), 0)
+def test_feature_heads_are_fitted_once_per_features(tmp_path, monkeypatch):
+    exp = Experiment("smoke", {**TINY, "buckets": {"single": [[0], [1]], "multi": []}},
+                     store=Store(tmp_path))
     fits = []
     fit = heads.LinearProbe.fit
     monkeypatch.setattr(heads.LinearProbe, "fit", lambda self, x, y: fits.append(1) or fit(self, x, y))
+    original = exp.evaluate(exp.original(), 0)
+    assert not exp.evaluate(exp.original(), 1).equals(original)  # the same fit, other splits
+    # Classifier-only, SVD: the Original's backbone, hence its features and its probe.
     for method, variant in [("rl", "classifier_only"), ("svd", "full")]:
         table = exp.evaluate(exp.unlearned(method, 0, variant), 0)
         assert list(table["head"]) == ["output", "output", "lp", "lp", "ncc", "ncc"]
         shared = table["head"] != "output"
         assert table.loc[shared, "accuracy"].tolist() == original.loc[shared, "accuracy"].tolist()
-    assert fits == []  # the Original's probe, fitted once
+    assert fits == [1]
+    fresh = Experiment(exp.profile, store=Store(tmp_path / "fresh"))
+    fresh._models = exp._models  # the same models, nothing evaluated yet: fitted afresh
+    mine, again = (e.evaluate(exp.unlearned("svd", 0), 0).drop(columns="seconds") for e in (exp, fresh))
+    assert mine.equals(again)
     rl = exp.evaluate(exp.unlearned("rl", 0), 0)  # its own backbone: its own probe
-    assert len(fits) == 1 and list(rl["head"]) == list(original["head"])
+    assert len(fits) == 3 and list(rl["head"]) == list(original["head"])

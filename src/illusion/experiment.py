@@ -170,9 +170,11 @@ class Experiment:
         self._splits: dict[ForgetSet, ForgetSplit] = {}
         self._models: dict[str, Trained] = {}
         self._features: dict[str, Features] = {}
-        # Models whose features are the Original's (its backbone, bitwise): their LP and NCC
-        # are the Original's, fitted once (:meth:`evaluate`).
-        self._original_backbone: set[str] = set()
+        # Model key -> the key of the model whose backbone computed its features (the
+        # Original's for a model that shares it bitwise), and the feature heads fitted on
+        # those features per (that key, geometry, LP method) (:meth:`evaluate`).
+        self._feature_source: dict[str, str] = {}
+        self._head_fits: dict[tuple[str, str, str], dict] = {}
         self._feature_splits: dict[ForgetSet, ForgetSplit] = {}
 
     # ---------------------------------------------------------------- data
@@ -370,7 +372,7 @@ class Experiment:
                     logits = [trained.model.fc(x).float() for x in (f.train, f.test)]
                 self._features[trained.key] = dataclasses.replace(
                     f, train_logits=logits[0], test_logits=logits[1])
-                self._original_backbone.add(trained.key)
+                self._feature_source[trained.key] = original.key
             else:
                 self._features[trained.key] = features(trained.model, self.data.whole_train,
                                                        self.data.test,
@@ -391,9 +393,10 @@ class Experiment:
         LP and NCC fit in the model's own geometry (the authors' protocol: ẑ for a CMF model)
         or, with ``geometry="raw"``, on the raw penultimate features. ``seconds`` is the
         model's training/unlearning wall time for the output head and the head's own fitting
-        time for LP and NCC. A model with the Original's backbone (classifier-only, SVD,
-        prune) has the Original's features, so its LP and NCC rows are the Original's
-        evaluation (fitted once; its seconds too); only the heads that read logits are its own."""
+        time for LP and NCC. LP and NCC are fitted once per features (their fit does not
+        depend on the forget set): once per model and geometry for all its forget sets, and
+        once for every model with the Original's backbone (classifier-only, SVD, prune), whose
+        features are the Original's; the seconds are those of that fit."""
         self._require_finite(trained)
         forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
         heads_cfg = self.profile.heads
@@ -403,17 +406,9 @@ class Experiment:
 
         def compute() -> pd.DataFrame:
             feats = self.features(trained, geometry)
-            shared = ([h for h in heads if h in HEADS and HEADS[h].reads == "features"]
-                      if trained.key in self._original_backbone else [])
-            table = evaluate_features(feats, forget_set, heads_cfg,
-                                      [h for h in heads if h not in shared], lp)
-            if shared:
-                original = self.evaluate(self.original(), forget_set, heads, lp, geometry)
-                reused = original.loc[original["head"].isin(shared), list(table.columns)
-                                      or ["head", "split", "accuracy", "seconds"]]
-                table = pd.concat([table, reused]) if len(table) else reused
-                table = table.sort_values("head", key=lambda h: h.map(list(heads).index),
-                                          kind="stable", ignore_index=True)
+            source = self._feature_source.get(trained.key, trained.key)
+            fitted = self._head_fits.setdefault((source, geometry, lp or heads_cfg.lp), {})
+            table = evaluate_features(feats, forget_set, heads_cfg, heads, lp, fitted)
             table.loc[table["head"] == "output", "seconds"] = trained.seconds
             return labelled(table, **trained.provenance(forget_set))
         return self.store.table("evaluations", spec, compute)

@@ -216,7 +216,7 @@ table3 = pd.concat(rows, ignore_index=True)
 chapter.save(table3, "table3")
 order = ["original", "original + cmf", "retrain"] + [variant_label(m, v) for m in methods
                                                     for v in ("full", "cmf")]
-shown = table3.assign(model=[variant_label(m, v) for m, v in zip(table3["model"], table3["variant"])])
+shown = results.with_variant_labels(table3)
 # accuracy_table keeps the order in which rows first appear: sort them as in the paper.
 shown = shown.sort_values("model", key=lambda s: s.map(order.index), kind="stable")
 summary = results.accuracy_table(shown, exp.profile, by=("model",))
@@ -247,7 +247,7 @@ views = pd.concat([exp.evaluate(t, fs, geometry=g).assign(geometry=g)
 views = views[views["head"].isin(["lp", "ncc"])]
 chapter.save(views, "cmf_geometry_views")
 raw_view = (views[views["split"] == "forget"]
-            .assign(model=lambda t: [variant_label(m, v) for m, v in zip(t["model"], t["variant"])])
+            .pipe(results.with_variant_labels)
             .pivot_table(index="model", columns=["head", "geometry"], values="accuracy", sort=False))
 for head in ("lp", "ncc"):
     raw_view[(head, "difference")] = raw_view[(head, "raw")] - raw_view[(head, "model")]
@@ -318,7 +318,7 @@ plt.show()
 if exp.profile.paper_recipe and exp.profile.data.name == "cifar10":
     paper = paper_results()
     paper = paper[paper["model"].isin(["retrain", *methods])]
-    paper = paper.assign(model=[variant_label(m, v) for m, v in zip(paper["model"], paper["variant"])])
+    paper = results.with_variant_labels(paper)
     paper_table = (paper.pivot_table(index="model", columns=["head", "split"], values="accuracy",
                                      sort=False)
                    .reindex([o for o in order if o in set(paper["model"])]))

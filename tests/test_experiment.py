@@ -72,14 +72,12 @@ def test_curve_steps_are_counted_from_the_run_ga_iterating_the_forget_set_only(t
                                "methods.rl.batch_size": 8}, store=Store(tmp_path))
     split = exp.split(0)
     forget, both = len(split.forget_train), len(split.forget_train) + len(split.retain_train)
-    assert exp.run_steps("ga", 0) == 2 * -(-forget // 8)          # D_f only, two epochs
-    assert exp.run_steps("rl", 0) == -(-both // 8)                # D_f and D_r, one epoch
-    assert exp.run_steps("svd", 0) == 1 and exp.run_steps("prune", 0) == 0
-    steps = 2 * -(-forget // 8)
-    curve = exp.unlearning_curve("ga", 0, points=3)
-    assert sorted(curve["step"].unique()) == list(range(0, steps + 1, steps // 3))
-    # The curve took the count from the stored run, which recorded its steps.
-    assert exp.unlearned("ga", 0).record["steps"] == steps
+    steps = {m: exp.unlearned(m, 0).record["steps"] for m in ("ga", "rl", "svd", "prune")}
+    assert steps["ga"] == 2 * -(-forget // 8)          # D_f only, two epochs
+    assert steps["rl"] == -(-both // 8)                # D_f and D_r, one epoch
+    assert steps["svd"] == 1 and steps["prune"] == 0
+    curve = exp.unlearning_curve("ga", 0, points=3)  # its count taken from the stored run
+    assert sorted(curve["step"].unique()) == list(range(0, steps["ga"] + 1, steps["ga"] // 3))
 
 
 def test_feature_heads_are_fitted_once_per_features(tmp_path, monkeypatch):

@@ -5,13 +5,16 @@ import math
 import pandas as pd
 import pytest
 
-from illusion.results import mean_accuracy, variant_label
+from illusion.results import mean_accuracy, variant_label, with_variant_labels
 
 
 def test_variant_label_names_the_full_model_alone():
     assert variant_label("rl", "full") == "rl"
     assert variant_label("rl", "cmf") == "rl + cmf"
     assert variant_label("original", "classifier_only") == "original + classifier_only"
+    table = pd.DataFrame({"model": ["rl", "rl"], "variant": ["full", "cmf"], "accuracy": [1.0, 2.0]})
+    assert with_variant_labels(table)["model"].tolist() == ["rl", "rl + cmf"]
+    assert table["model"].tolist() == ["rl", "rl"]  # a new table; the given one is unchanged
 
 
 def test_mean_accuracy_averages_one_model_head_and_split_over_the_forget_sets():

@@ -46,7 +46,7 @@ from .attacks import recovery_table
 from .config import ForgetSet, SettingError, _flatten, _overrides_mapping, to_jsonable
 from .experiment import Experiment
 from .outside import MethodError
-from .results import accuracy_table, variant_label
+from .results import accuracy_table, with_variant_labels
 from .store import Store, atomic_write_text
 from .unlearn import get_method, traits
 
@@ -109,18 +109,15 @@ class MethodReport:
         profile = _Buckets(m["buckets"])
 
         def block(title: str, table: pd.DataFrame) -> None:
-            shown = table.assign(model=[variant_label(mo, v) for mo, v in
-                                        zip(table["model"], table["variant"])])
-            wide = accuracy_table(shown, profile, by=("model",))
+            wide = accuracy_table(with_variant_labels(table), profile, by=("model",))
             lines.extend(["", title, wide.to_string()])
 
         block("Table 1: accuracy (%) of the full model, test retain / forget", self.table1)
         block("Table 2: full model vs classifier only", self.table2)
         block("Table 3: full model vs CMF", self.table3)
         if not self.recovery_auc.empty:
-            auc = (self.recovery_auc.assign(model=[variant_label(mo, v) for mo, v in zip(
-                self.recovery_auc["model"], self.recovery_auc["variant"])])
-                .groupby(["model", "attack"], sort=False)["auc"].mean().unstack("attack"))
+            auc = (with_variant_labels(self.recovery_auc)
+                   .groupby(["model", "attack"], sort=False)["auc"].mean().unstack("attack"))
             lines.extend(["", f"Relearning: recovery AUC (%), mean forget accuracy over "
                               f"{m['attack_steps']} attack steps", auc.round(1).to_string()])
         shown = self.checks[["claim", "check", "subject", "value", "op", "threshold", "verdict"]]

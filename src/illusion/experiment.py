@@ -25,12 +25,11 @@ from torch import nn
 from . import classifier_only, cmf
 from .attacks import run_attacks
 from .config import PROFILES, ForgetSet, MethodConfig, Profile, SettingError, get_profile, resolve
-from .curves import (StepCounter, check_resolution, count_steps, probe_subset, quick_heads,
-                     unlearning_curve)
+from .curves import StepCounter, check_resolution, probe_subset, quick_heads, unlearning_curve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget
 from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
                     head_geometry, layerwise_probe, mia_and_alignment)
-from .models import build_model
+from .models import backbone_changes, build_model
 from .results import labelled
 from .store import Store, spec_key
 from .train import DivergedError, check_finite, fit, resolve_device
@@ -479,14 +478,6 @@ class Experiment:
             return table.assign(model=method, variant=variant, forget_set=forget_set.name)
         return self.store.table("curves", spec, compute)
 
-    def run_steps(self, method: str, forget_set: ForgetSet | int | str, variant: str = "full",
-                  cfg: MethodConfig | None = None) -> int:
-        """The optimiser steps of a run of ``method`` (settings ``cfg``, default the profile's),
-        counted on a run of its own, not stored (:func:`illusion.curves.count_steps`)."""
-        forget_set = self.forget_set(forget_set)
-        return count_steps(self._run(method, forget_set, variant,
-                                     cfg or self.profile.method(method, variant)))
-
     def _run(self, method: str, forget_set: ForgetSet, variant: str,
              cfg: MethodConfig) -> Callable[..., tuple[nn.Module, float]]:
         """``run(**hooks)``: ``method`` run from the variant's base model on ``forget_set``
@@ -538,8 +529,8 @@ class Experiment:
 
 
 def _same_backbone(model: nn.Module, other: nn.Module) -> bool:
-    """Whether every tensor outside the last layer is bitwise equal in both models."""
-    mine, theirs = model.state_dict(), other.state_dict()
-    if mine.keys() != theirs.keys():
-        return False
-    return all(torch.equal(v, theirs[k]) for k, v in mine.items() if not k.startswith("fc."))
+    """Whether every tensor outside the last layer is bitwise equal in both models, whose
+    last layers are of one kind (same state keys): a CMF head on the Original's backbone
+    classifies other features (ẑ) than the Original's linear layer."""
+    return (model.state_dict().keys() == other.state_dict().keys()
+            and not backbone_changes(model, other))

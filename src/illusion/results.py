@@ -51,6 +51,11 @@ def variant_label(model: str, variant: str) -> str:
     return model if variant == "full" else f"{model} + {variant}"
 
 
+def with_variant_labels(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each ``model`` relabelled by its variant (:func:`variant_label`)."""
+    return table.assign(model=[variant_label(m, v) for m, v in zip(table["model"], table["variant"])])
+
+
 def mean_accuracy(table: pd.DataFrame, model: str, variant: str, head: str, split: str) -> float:
     """Mean accuracy of ``model``'s ``variant`` under ``head`` on ``split`` over the forget
     sets of an accuracy table (NaN when it has no such rows)."""

@@ -3,7 +3,8 @@
 #               chapter on $(PROFILE), render the HTML, check it (statically, then every page
 #               in headless Chromium: tests/test_browser.py, screenshots in _build/screens)
 #               (SEED=N: on another seed, its tables under _build/results/$(PROFILE)-seedN)
-#   make test   unit tests + nbval of every chapter on the smoke profile
+#   make test   unit tests + nbval of every chapter on the smoke profile + every chapter on the
+#               three paper profiles, on stand-in data (tests/test_paper_chapters.py)
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= default

@@ -26,6 +26,40 @@ from .config import to_jsonable
 from .paths import cache_dir
 
 
+# Where every computed artifact's wall time is appended (benchmarks/book_profile.py sets it):
+# one CSV row per compute, inclusive of and net of the artifacts it computed on the way.
+STAGE_LOG = "ILLUSION_STAGE_LOG"
+_open_stages: list[float] = []  # time already charged to children, one entry per open stage
+
+
+def stage_name(kind: str, spec: Mapping[str, Any]) -> str:
+    """A short, readable name of an artifact: ``unlearn rl cmf 6``, ``evaluate <key>``."""
+    parts = [str(spec.get("kind", kind))]
+    for field in ("method", "variant", "forget_set"):
+        if spec.get(field) is not None:
+            parts.append(str(getattr(spec[field], "name", spec[field])))
+    return " ".join(parts)
+
+
+def _timed(kind: str, spec: Mapping[str, Any], compute: Callable[[], Any]) -> Any:
+    log = os.environ.get(STAGE_LOG)
+    if not log:
+        return compute()
+    import time
+    _open_stages.append(0.0)
+    start = time.perf_counter()
+    try:
+        return compute()
+    finally:
+        total = time.perf_counter() - start
+        children = _open_stages.pop()
+        if _open_stages:
+            _open_stages[-1] += total
+        row = f"{kind},{stage_name(kind, spec)},{spec_key(spec)},{total:.3f},{total - children:.3f}\n"
+        with open(log, "a") as f:
+            f.write(row)
+
+
 def spec_key(spec: Mapping[str, Any]) -> str:
     canonical = json.dumps(to_jsonable(spec), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
@@ -139,7 +173,7 @@ class Store:
             except Exception as error:
                 warnings.warn(f"artifact {path} is corrupt ({type(error).__name__}: {error}); "
                               f"recomputing it", stacklevel=2)
-        payload = dict(compute())
+        payload = dict(_timed(kind, spec, compute))
         payload["_key"] = key
         atomic_torch_save({**payload, "_sha256": payload_digest(payload)}, path)
         atomic_write_text(json.dumps(to_jsonable(spec), indent=1, sort_keys=True),
@@ -162,7 +196,7 @@ class Store:
             except Exception as error:
                 warnings.warn(f"artifact {path} is corrupt ({type(error).__name__}: {error}); "
                               f"recomputing it", stacklevel=2)
-        table = compute()
+        table = _timed(kind, spec, compute)
         data = table.to_csv(index=False).encode()
         atomic_write_bytes(data, path)
         atomic_write_text(hashlib.sha256(data).hexdigest(), digest_path)

@@ -10,6 +10,7 @@ import textwrap
 
 import pandas as pd
 import pytest
+import torch
 
 from illusion import claims, outside
 from illusion.cli import main
@@ -59,6 +60,32 @@ def plain(model, split, cfg, ctx):
 
 def broken(model, split, cfg, ctx):
     return None
+
+
+def zero_retain(model, split, cfg, ctx):
+    """Writes into the data it was lent: every later run would train on blank images."""
+    split.retain_train.x.zero_()
+    return _retain_steps(model, split, cfg, ctx)
+
+
+def as_float64(model, split, cfg, ctx):
+    return _retain_steps(model, split, cfg, ctx).double()
+
+
+@declare(edits_classifier=True, epochs=0, lr=0.0, fixed=("epochs", "lr"))
+def silence_bias(model, split, cfg, ctx):
+    """A training-free edit of the last layer; a CMF head has no bias to edit."""
+    with torch.no_grad():
+        for c in split.forget_set.classes:
+            model.fc.bias[c] = -1e4
+    return model
+
+
+def bias_then_retain(model, split, cfg, ctx):
+    """Touches fc.bias before fine-tuning: fails under CMF, whose head has no bias."""
+    with torch.no_grad():
+        model.fc.bias.zero_()
+    return _retain_steps(model, split, cfg, ctx)
 
 
 def two_args(model, split):
@@ -262,3 +289,68 @@ def test_editing_an_outside_method_changes_its_store_key(package, tmp_path):
         sys.path.remove(str(tmp_path))
         sys.modules.pop("edited_mod", None)
         METHODS.pop("edited", None)
+
+
+def test_a_method_that_writes_into_its_split_is_refused_and_corrupts_nothing(package, tmp_path,
+                                                                             capsys):
+    from illusion.unlearn import InputChangedError
+    exp = Experiment("smoke", TINY, methods=[f"{PACKAGE}.methods:zero_retain"])
+    before = exp.split(0).retain_train.x.clone()
+    with pytest.raises(InputChangedError, match=r"method 'zero_retain' changed what it was "
+                                                r"lent: split\.retain_train.*Nothing was stored"):
+        exp.unlearned("zero_retain", 0)
+    assert not list((tmp_path / "cache" / "models").glob("*zero*"))
+    stored = len(list((tmp_path / "cache" / "models").glob("*.pt")))
+    assert stored == 1  # the Original only: the refused run stored nothing
+    # The shared split is intact: the next method trains on the real images.
+    assert torch.equal(exp.split(0).retain_train.x, before)
+    assert exp.split(0).retain_train.x.abs().sum() > 0
+    # Through the command line: exit 1, one line naming the method and the split, no report.
+    out = tmp_path / "never"
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items()]
+    status = main(["evaluate", "--method", f"{PACKAGE}.methods:zero_retain", "--profile",
+                   "smoke", "--forget-sets", "0", "--out", str(out), *sets])
+    err = capsys.readouterr().err
+    assert status == 1 and "split.retain_train" in err and "No report" in err, err
+    assert not out.exists()
+
+
+def test_a_model_returned_in_another_dtype_gets_a_one_line_error(package, tmp_path):
+    exp = Experiment("smoke", TINY, methods=[f"{PACKAGE}.methods:as_float64"])
+    with pytest.raises(outside.OutsideMethodError) as raised:
+        exp.unlearned("as_float64", 0)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.search(r"method 'as_float64' .*returned '.*' as torch\.float64 on cpu .*given "
+                     r"torch\.float32 on cpu", message), message
+
+
+def test_a_classifier_edit_runs_in_full_only_and_says_why(package, store_dir, monkeypatch):
+    monkeypatch.setenv("ILLUSION_CACHE", str(store_dir))
+    report = evaluate_method(f"{PACKAGE}.methods:silence_bias", "smoke", ["0"], TINY)
+    assert report.meta["variants"] == ["full"] and report.meta["failed"] == {}
+    assert set(report.meta["not_applicable"]) == {"classifier_only", "cmf"}
+    assert "recomputes from the class means" in report.meta["not_applicable"]["cmf"]
+    assert "silence_bias" not in set(report.table3.loc[report.table3["variant"] == "cmf", "model"])
+    assert "Not run: cmf" in report.summary()
+    out = report.table1[(report.table1["model"] == "silence_bias")
+                        & (report.table1["head"] == "output")]
+    assert out.set_index("split")["accuracy"]["forget"] == 0.0
+
+
+def test_a_failing_variant_leaves_the_rest_of_the_report(package, store_dir, monkeypatch,
+                                                         tmp_path, capsys):
+    monkeypatch.setenv("ILLUSION_CACHE", str(store_dir))
+    out = tmp_path / "report"
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items()]
+    status = main(["evaluate", "--method", f"{PACKAGE}.methods:bias_then_retain", "--profile",
+                   "smoke", "--forget-sets", "0", "--out", str(out), *sets])
+    printed = capsys.readouterr()
+    assert status == 1
+    assert "the cmf variant failed" in printed.err and "bias_then_retain" in printed.err
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["meta"]["failed"]) == ["cmf"]
+    assert report["meta"]["variants"] == ["full", "classifier_only"]
+    table3 = pd.read_csv(out / "table3.csv")
+    assert "cmf" not in set(table3.loc[table3["model"] == "bias_then_retain", "variant"])
+    assert "FAILED: cmf" in (out / "summary.txt").read_text()

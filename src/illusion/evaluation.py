@@ -45,10 +45,11 @@ from . import claims
 from .attacks import recovery_table
 from .config import ForgetSet, SettingError, _flatten, _overrides_mapping, to_jsonable
 from .experiment import Experiment
-from .outside import MethodError
+from .outside import MethodError, OutsideMethodError
+from .train import DivergedError
 from .results import accuracy_table, with_variant_labels
 from .store import Store, atomic_write_text
-from .unlearn import get_method, traits
+from .unlearn import InputChangedError, get_method, traits
 
 RELEARNING_ATTACKS = ("few_shot", "head_only")  # the attacks claim 4 is judged on
 SHORT = {"1": "output forgets, features keep the class: the illusion",
@@ -103,6 +104,10 @@ class MethodReport:
         lines = [f"Does {name!r} ({m['origin']}) create the illusion of unlearning? Profile "
                  f"{m['profile']}, forget sets {m['forget_sets']}, relearning on "
                  f"{m['attacked_forget_sets'] or 'none'}; variants {m['variants']}"]
+        for variant, why in m.get("not_applicable", {}).items():
+            lines.append(f"Not run: {variant}, because {why}.")
+        for variant, error in m.get("failed", {}).items():
+            lines.append(f"FAILED: {variant}: {error}")
         short = {claims.claim_title(c): text for c, text in SHORT.items()}
         lines.append("Verdicts: " + "; ".join(f"{row.claim} ({short[row.claim]}): {row.verdict}"
                                               for row in self.claims.itertuples()))
@@ -179,10 +184,22 @@ def prepare(method: str, profile: str = "default", forget_sets: Sequence[Any] | 
     return exp, name, list(exp.profile.forget_sets if sets is None else sets)
 
 
+# Why a variant does not apply to a method registered ``edits_classifier`` (SVD, pruning, a
+# training-free edit of the last layer): the book runs neither for its own such methods.
+NOT_APPLICABLE = {
+    "classifier_only": "it edits only the last layer already: a classifier-only run is the "
+                       "full run (Table 2 shows the full model, as chapter 4 does)",
+    "cmf": "it edits only the last layer, which a CMF model recomputes from the class means: "
+           "its edit would be discarded (the book runs no CMF variant of its classifier edits)",
+}
+# What a variant's run may fail with and leave the rest of the report standing.
+RUN_ERRORS = (OutsideMethodError, InputChangedError, DivergedError)
+
+
 def variants_of(name: str) -> tuple[str, ...]:
-    """The variants a method runs as: full, classifier-only (unless it only edits the last
-    layer, where it would add nothing) and CMF."""
-    return ("full", "cmf") if traits(name).edits_classifier else ("full", "classifier_only", "cmf")
+    """The variants a method runs as: full, classifier-only and CMF; a method that only edits
+    the last layer runs in full only (:data:`NOT_APPLICABLE`)."""
+    return ("full",) if traits(name).edits_classifier else ("full", "classifier_only", "cmf")
 
 
 def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence[Any] | None = None,
@@ -190,10 +207,27 @@ def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence
                     device: str | None = None) -> MethodReport:
     """The report of ``method`` (see the module docstring). ``forget_sets``: class ids or
     strings like ``'2-4-6'`` (default: the profile's); ``overrides``: dotted settings, e.g.
-    ``{"methods.my_unlearn.lr": 1e-3, "attack.steps": 50}``."""
+    ``{"methods.my_unlearn.lr": 1e-3, "attack.steps": 50}``.
+
+    A failed full run ends the evaluation (its error propagates, nothing is written); a
+    failed classifier-only or CMF run leaves that variant out of the report, which names its
+    error in ``meta["failed"]`` (``illusion evaluate`` then exits with status 1)."""
     exp, name, sets = prepare(method, profile, forget_sets, overrides, store, device)
     p = exp.profile
-    original, cmf_original = exp.original(), None
+    variants = variants_of(name)
+    failed: dict[str, str] = {}
+
+    def attempt(variant: str, run):
+        """``run()``, or None once ``variant`` has failed (recorded in ``failed``)."""
+        if variant in failed:
+            return None
+        try:
+            return run()
+        except RUN_ERRORS as error:
+            failed[variant] = f"{type(error).__name__}: {error}"
+            return None
+
+    original = exp.original()
     rows1, rows2, rows3 = [], [], []
     models = {}
     for fs in sets:
@@ -204,22 +238,26 @@ def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence
         rows1 += [*refs, mine]
         models |= {("original", "full", fs): original, ("retrain", "full", fs): retrain,
                    (name, "full", fs): full}
-        if traits(name).edits_classifier:
-            rows2 += [*refs, mine.assign(computed_as="full"),
-                      mine.assign(variant="classifier_only", computed_as="full")]
-        else:
-            learnt = exp.unlearned(name, fs, "classifier_only")
+        rows2 += [*refs, mine.assign(computed_as="full")]
+        if "classifier_only" not in variants:
+            rows2.append(mine.assign(variant="classifier_only", computed_as="full"))
+        elif (learnt := attempt("classifier_only",
+                                lambda: exp.unlearned(name, fs, "classifier_only"))) is not None:
             models[name, "classifier_only", fs] = learnt
-            rows2 += [*refs, mine.assign(computed_as="full"),
-                      exp.evaluate(learnt, fs).assign(computed_as="classifier_only")]
-        cmf_original = exp.cmf_original()
-        under_cmf = exp.unlearned(name, fs, "cmf")
-        models[name, "cmf", fs] = under_cmf
-        rows3 += [refs[0], exp.evaluate(cmf_original, fs), refs[1], mine,
-                  exp.evaluate(under_cmf, fs)]
+            rows2.append(exp.evaluate(learnt, fs).assign(computed_as="classifier_only"))
+        rows3 += [refs[0], refs[1], mine]
+        if "cmf" in variants and (
+                under_cmf := attempt("cmf", lambda: exp.unlearned(name, fs, "cmf"))) is not None:
+            models[name, "cmf", fs] = under_cmf
+            rows3 += [exp.evaluate(exp.cmf_original(), fs), exp.evaluate(under_cmf, fs)]
     table1, table3 = (pd.concat(r, ignore_index=True) for r in (rows1, rows3))
     table2 = pd.concat(rows2, ignore_index=True)
     table2["computed_as"] = table2["computed_as"].fillna(table2["variant"])
+    # A variant that failed on one forget set is left out on all of them: a mean over some
+    # forget sets only would not be the claim's.
+    table2 = table2[~table2["computed_as"].isin(failed)].reset_index(drop=True)
+    table3 = table3[~table3["variant"].isin(failed)].reset_index(drop=True)
+    models = {k: m for k, m in models.items() if k[1] not in failed}
 
     singles = [fs for fs in sets if len(fs.classes) == 1]
     attacked = singles[:p.attack.forget_sets]
@@ -244,8 +282,10 @@ def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence
         "method": name, "origin": getattr(get_method(name), "origin", "built-in"),
         "traits": {"edits_classifier": traits(name).edits_classifier,
                    "image_only": traits(name).image_only, "options": list(traits(name).options)},
-        "settings": {v: to_jsonable(p.method(name, v)) for v in variants_of(name)},
-        "variants": list(variants_of(name)), "profile": p.name, "seed": p.seed,
+        "settings": {v: to_jsonable(p.method(name, v)) for v in variants},
+        "variants": [v for v in variants if v not in failed], "profile": p.name, "seed": p.seed,
+        "not_applicable": {v: why for v, why in NOT_APPLICABLE.items() if v not in variants},
+        "failed": failed,
         "forget_sets": [fs.name for fs in sets],
         "buckets": {"single": [fs.name for fs in sets if len(fs.classes) == 1],
                     "multi": [fs.name for fs in sets if len(fs.classes) > 1]},

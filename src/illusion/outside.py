@@ -287,12 +287,14 @@ def _register(target: Any, origin: str, entry_point: str | None) -> str:
 
 def _checked(decl: Declaration, name: str, origin: str) -> Method:
     """The outside function, run as a registered method: its failures and a result that is
-    not the model it was given (another structure, None) are reported with its name."""
+    not the model it was given (another structure, dtype or device, None) are reported with
+    its name, in one line."""
     function = decl.function
 
     @functools.wraps(function)
     def method(model: nn.Module, split, cfg, ctx) -> nn.Module:
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        given = {k: (v.dtype, v.device) for k, v in model.state_dict().items()}
         try:
             result = function(model, split, cfg, ctx)
         except (DivergedError, SettingError):
@@ -311,6 +313,14 @@ def _checked(decl: Declaration, name: str, origin: str) -> Method:
             raise OutsideMethodError(f"method {name!r} ({origin}) returned a model of another "
                                      f"structure than it was given (tensors {differ[:4]} "
                                      f"differ); a method changes the weights, not the layers")
+        returned = {k: (v.dtype, v.device) for k, v in result.state_dict().items()}
+        differ = [k for k in returned if returned[k] != given[k]]
+        if differ:
+            (dtype, device), (want_dtype, want_device) = returned[differ[0]], given[differ[0]]
+            raise OutsideMethodError(f"method {name!r} ({origin}) returned {differ[0]!r} as "
+                                     f"{dtype} on {device} ({len(differ)} tensor(s) differ); it "
+                                     f"was given {want_dtype} on {want_device}: return the "
+                                     f"model in the dtype and on the device it came in")
         return result
 
     method.__wrapped__ = function

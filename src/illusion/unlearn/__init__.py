@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..config import MethodConfig, SettingError
-from ..data import ForgetSplit
+from ..data import ForgetSplit, Split
 from ..device import synchronize
 
 Hook = Callable[[nn.Module, int], None]
@@ -153,19 +153,70 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
+class InputChangedError(RuntimeError):
+    """A method wrote into data it was lent: its split, its settings or its teacher model.
+    Those are shared with every later run, so the run is refused and nothing is stored."""
+
+
+def _lent(split: ForgetSplit, cfg: MethodConfig, ctx: Context):
+    """Copies of what a run reads but must not change (every part of ``split``, the options
+    of ``cfg``, ``ctx.teacher``): the method gets the copies, the originals stay untouched."""
+    parts = {f.name: getattr(split, f.name) for f in dataclasses.fields(split)}
+    split_copy = dataclasses.replace(split, **{
+        name: Split(part.x.clone(), part.y.clone()) for name, part in parts.items()
+        if isinstance(part, Split)})
+    cfg_copy = dataclasses.replace(cfg, options=copy.deepcopy(dict(cfg.options)))
+    ctx_copy = dataclasses.replace(ctx, teacher=copy.deepcopy(ctx.teacher))
+    ctx_copy.generator = ctx.generator  # the run's random stream, shared with its caller
+    return split_copy, cfg_copy, ctx_copy
+
+
+def _changed(split: ForgetSplit, lent: ForgetSplit, cfg: MethodConfig, lent_cfg: MethodConfig,
+             ctx: Context, lent_ctx: Context) -> list[str]:
+    """What the method changed of what it was lent (by value, bitwise)."""
+    changed = []
+    for f in dataclasses.fields(split):
+        part, copy_ = getattr(split, f.name), getattr(lent, f.name)
+        if isinstance(part, Split) and not (
+                isinstance(copy_, Split) and copy_.x.shape == part.x.shape
+                and copy_.y.shape == part.y.shape and torch.equal(copy_.x, part.x)
+                and torch.equal(copy_.y, part.y)):
+            changed.append(f"split.{f.name}")
+    if lent_cfg != cfg:
+        changed.append("cfg")
+    if ctx.teacher is not None:
+        before, after = ctx.teacher.state_dict(), lent_ctx.teacher.state_dict()
+        if before.keys() != after.keys() or not all(
+                torch.equal(before[k], after[k]) for k in before):
+            changed.append("ctx.teacher")
+    return changed
+
+
 def unlearn(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
             ctx: Context | None = None) -> tuple[nn.Module, float]:
-    """Run method ``name`` on a deep copy of ``model``; return (unlearned model, seconds)."""
+    """Run method ``name`` on a deep copy of ``model``; return (unlearned model, seconds).
+
+    The method gets copies of its split, settings and teacher, compared with the originals
+    after the run: a method that wrote into them (in place, or by replacing a part) raises
+    :class:`InputChangedError`, and the data every later run reads stays as it was."""
     method = get_method(name)
     ctx = ctx or Context()
     torch.manual_seed(ctx.seed)
     model = copy.deepcopy(model)
+    lent_split, lent_cfg, lent_ctx = _lent(split, cfg, ctx)
     device = next(model.parameters()).device
     synchronize(device)
     start = time.perf_counter()
-    model = method(model, split, cfg, ctx)
+    model = method(model, lent_split, lent_cfg, lent_ctx)
     synchronize(device)
-    return model.eval(), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    changed = _changed(split, lent_split, cfg, lent_cfg, ctx, lent_ctx)
+    if changed:
+        raise InputChangedError(
+            f"method {name!r} changed what it was lent: {', '.join(changed)} (forget set "
+            f"{split.forget_set}); a method must not write into its inputs, which every later "
+            f"run shares. Nothing was stored.")
+    return model.eval(), seconds
 
 
 # Importing the method modules registers them, in this order: the book's (BASELINES keeps it).

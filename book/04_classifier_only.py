@@ -73,16 +73,18 @@ methods = list(exp.profile.methods)
 original = exp.original()
 rows, backbone = [], []
 for fs in exp.profile.forget_sets:
-    rows += [exp.evaluate(original, fs), exp.evaluate(exp.retrain(fs), fs)]
+    rows += [exp.evaluate(m, fs, second_opinion=True) for m in (original, exp.retrain(fs))]
     for method in methods:
         full = exp.unlearned(method, fs)
-        rows.append(exp.evaluate(full, fs).assign(computed_as="full"))
+        mine = exp.evaluate(full, fs, second_opinion=True)
+        rows.append(mine.assign(computed_as="full"))
         if method in CLASSIFIER_EDITS:
             learnt = full
-            rows.append(exp.evaluate(full, fs).assign(variant="classifier_only", computed_as="full"))
+            rows.append(mine.assign(variant="classifier_only", computed_as="full"))
         else:
             learnt = exp.unlearned(method, fs, "classifier_only")
-            rows.append(exp.evaluate(learnt, fs).assign(computed_as="classifier_only"))
+            rows.append(exp.evaluate(learnt, fs, second_opinion=True)
+                        .assign(computed_as="classifier_only"))
         backbone.append({"method": method, "forget_set": fs.name,
                          "changed": backbone_changes(learnt.model, original.model)})
 table = pd.concat(rows, ignore_index=True)
@@ -210,6 +212,10 @@ geometry.groupby("model", sort=False)[["alignment_forget", "alignment_retain", "
 # %% [markdown]
 # ## Checks
 #
+# Unlike chapters 2 and 5, no column of the paper's own numbers stands beside ours here: the
+# paper's Table 2 values are not known to us (only its method list and the authors' learning
+# rates are, REFERENCE §7), so these verdicts are this run's alone.
+#
 # Checked above at every profile: every classifier-only model (and SVD and prune) has every
 # tensor outside the last layer, BatchNorm statistics included, bitwise equal to the
 # Original's. The verdicts below are computed at every profile and asserted on the real ones:
@@ -241,7 +247,8 @@ geometry.groupby("model", sort=False)[["alignment_forget", "alignment_retain", "
 one = exp.unlearned("rl", exp.profile.forget_sets[0], "classifier_only")
 # Extracted afresh through each network (the book's feature cache would reuse the Original's).
 identical = torch.equal(extract(one.model, exp.data.test)[0], extract(original.model, exp.data.test)[0])
-checks_table = claims.decide(claims.classifier_only_checks(table, geometry, features_identical=identical),
+checks_table = claims.decide(claims.with_second_opinion(claims.classifier_only_checks, table, geometry,
+                                                       features_identical=identical),
                              exp.profile.name)
 chapter.save(checks_table, "checks")
 chapter.show_verdict(checks_table, "Claim 2")

@@ -210,8 +210,10 @@ head_agreement.round(2)
 retrains = {fs: exp.retrain(fs) for fs in forget_sets}
 unlearned = {(m, v, fs): exp.unlearned(m, fs, v)
              for m in methods for v in ("full", "cmf") for fs in forget_sets}
-rows = [prepared] + [exp.evaluate(r, fs) for fs, r in retrains.items()]
-rows += [exp.evaluate(t, fs) for (m, v, fs), t in unlearned.items()]
+rows = [exp.evaluate(m, fs, second_opinion=True) for m in (original, cmf_original)
+        for fs in forget_sets]
+rows += [exp.evaluate(r, fs, second_opinion=True) for fs, r in retrains.items()]
+rows += [exp.evaluate(t, fs, second_opinion=True) for (m, v, fs), t in unlearned.items()]
 table3 = pd.concat(rows, ignore_index=True)
 chapter.save(table3, "table3")
 order = ["original", "original + cmf", "retrain"] + [variant_label(m, v) for m in methods
@@ -530,7 +532,8 @@ verdicts
 # from measuring in the wrong geometry.
 
 # %%
-checks_table = claims.decide(claims.cmf_checks(table3, whole.reset_index(), agree), exp.profile.name)
+checks_table = claims.decide(claims.with_second_opinion(claims.cmf_checks, table3, whole.reset_index(), agree),
+                             exp.profile.name)
 chapter.save(checks_table, "checks")
 chapter.show_verdict(checks_table, "Claim 3")
 claims.report(checks_table, exp.profile.name)

@@ -291,3 +291,40 @@ def test_the_original_accuracy_floor_is_asserted_only_where_it_was_measured(prof
     checks = decide(claims.setup_checks(76.0, probes), profile)
     row = checks[checks["check"] == "original_accuracy"].iloc[0]
     assert (row.verdict, row.expected) == (verdict, "not decided" if verdict == "not decided" else "holds")
+
+
+def test_a_check_the_two_probes_decide_differently_says_so():
+    """Claim 1's LP margin over Retrain: 14 pp under the paper's probe, 2 pp under L-BFGS."""
+    rl = acc("rl", output=(90, 0), lp=(90, 64))
+    models = (ORIGINAL, RETRAIN, acc("rl", output=(90, 0), lp=(90, 52)))
+    second = table(*(m.query("head == 'lp'") for m in models)).assign(head=claims.SECOND_OPINION)
+    results = table(ORIGINAL, RETRAIN, rl, second)
+    checks = claims.with_second_opinion(misalignment_checks, results, methods=("rl",))
+    decided = decide(checks, None).set_index(["check", "subject"])
+    assert decided.loc[("claim1_above_retrain", "rl/lp"), "value"] == 14.0
+    assert decided.loc[("claim1_above_retrain", "rl/lp"), "second_opinion"] == 2.0
+    assert decided.loc[("claim1_above_retrain", "rl/lp"), "verdict"] == "holds"
+    assert decided.loc[("claim1_above_retrain", "rl/lp"), "probe"] == claims.DEPENDS_ON_THE_PROBE
+    # A check that does not read the probe has the same value under both, and no mark.
+    assert decided.loc[("claim1_above_retrain", "rl/ncc"), "second_opinion"] == \
+        decided.loc[("claim1_above_retrain", "rl/ncc"), "value"]
+    assert decided.loc[("claim1_above_retrain", "rl/ncc"), "probe"] == ""
+    verdict, counts = verdict_of(decided[decided["claim"] == "1"].reset_index())
+    assert "1 depends on the probe" in counts
+    # Without the second opinion's rows, nothing to compare: NaN, no mark.
+    alone = decide(claims.with_second_opinion(misalignment_checks, results.query(
+        "head != @claims.SECOND_OPINION"), methods=("rl",)), None)
+    assert alone["second_opinion"].isna().all() and (alone["probe"] == "").all()
+
+
+def test_setup_checks_read_the_references_only():
+    """The probe gap of chapter 1 is asserted on the Original and Retrain; the unlearned and
+    CMF models are shown beside them, not checked."""
+    rows = [("original", "full", "6", s, p, 80.0) for s in ("retain", "forget")
+            for p in ("lbfgs", "sgd")]
+    rows += [("rl", "full", "6", s, p, 80.0 if p == "sgd" else 40.0)
+             for s in ("retain", "forget") for p in ("lbfgs", "sgd")]
+    probes = pd.DataFrame(rows, columns=["model", "variant", "forget_set", "split", "probe",
+                                         "accuracy"])
+    gaps = claims.setup_checks(90.0, probes).set_index("check")["value"]
+    assert gaps["probe_gap_retain"] == 0.0 and gaps["probe_gap_forget"] == 0.0

@@ -27,8 +27,9 @@ from .attacks import run_attacks
 from .config import PROFILES, ForgetSet, MethodConfig, Profile, SettingError, get_profile, resolve
 from .curves import StepCounter, check_resolution, probe_subset, quick_heads, unlearning_curve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget
-from .heads import (GEOMETRIES, HEADS, Augmentation, Features, evaluate_features, features,
-                    head_geometry, layerwise_probe, mia_and_alignment)
+from .heads import (GEOMETRIES, HEADS, SECOND_OPINION, SECOND_OPINION_PROBE, Augmentation,
+                    Features, evaluate_features, features, head_geometry, layerwise_probe,
+                    mia_and_alignment, train_augmentation)
 from .models import backbone_changes, build_model
 from .results import labelled
 from .store import Store, spec_key
@@ -161,8 +162,7 @@ class Experiment:
         ``module:function`` paths, :mod:`illusion.outside`); they are registered and their
         settings added to the profile before ``overrides`` apply (``methods.<name>.lr``)."""
         profile, self.method_names = with_outside_methods(profile, methods)
-        self.profile = resolve(profile, overrides)
-        check_method_options(self.profile)
+        self.profile = resolve(profile, overrides)  # method options checked there too
         self.device = resolve_device(device or self.profile.device)
         self.store = store or Store(force=force)
         self._data: Dataset | None = None
@@ -337,9 +337,12 @@ class Experiment:
                               "classifier_only", forget_sets=forget_sets, references=False)
         return models
 
-    def accuracy(self, models: Mapping[tuple[str, str, ForgetSet], Trained]) -> pd.DataFrame:
-        """Tidy Output/LP/NCC accuracies of ``models`` (as returned by :meth:`models`)."""
-        return pd.concat([self.evaluate(m, key[-1]) for key, m in models.items()], ignore_index=True)
+    def accuracy(self, models: Mapping[tuple[str, str, ForgetSet], Trained],
+                 second_opinion: bool = False) -> pd.DataFrame:
+        """Tidy Output/LP/NCC accuracies of ``models`` (as returned by :meth:`models`), with the
+        L-BFGS probe beside the paper's with ``second_opinion`` (:meth:`evaluate`)."""
+        return pd.concat([self.evaluate(m, key[-1], second_opinion=second_opinion)
+                          for key, m in models.items()], ignore_index=True)
 
     def original_feature_split(self, forget_set: ForgetSet) -> ForgetSplit:
         """The forget split with images replaced by the Original's penultimate features."""
@@ -379,14 +382,13 @@ class Experiment:
         return self._features[trained.key]
 
     def train_augmentation(self) -> Augmentation | None:
-        """The one augmented pass of the heads' training features (``heads.augment_train``),
-        with the Original's augmentation and the profile's seed."""
-        recipe = self.profile.original
-        return (Augmentation(recipe.crop_padding, recipe.flip, self.profile.seed)
-                if self.profile.heads.augment_train else None)
+        """The one augmented pass of the heads' training features (``heads.augment_train``;
+        :func:`illusion.heads.train_augmentation`)."""
+        return train_augmentation(self.profile)
 
     def evaluate(self, trained: Trained, forget_set: ForgetSet | int | str | None = None,
-                 heads=HEADS, lp: str | None = None, geometry: str = "model") -> pd.DataFrame:
+                 heads=HEADS, lp: str | None = None, geometry: str = "model",
+                 second_opinion: bool = False) -> pd.DataFrame:
         """Tidy accuracies: model, variant, forget_set, head, split, accuracy, seconds.
 
         LP and NCC fit in the model's own geometry (the authors' protocol: ẑ for a CMF model)
@@ -395,9 +397,17 @@ class Experiment:
         time for LP and NCC. LP and NCC are fitted once per features (their fit does not
         depend on the forget set): once per model and geometry for all its forget sets, and
         once for every model with the Original's backbone (classifier-only, SVD, prune), whose
-        features are the Original's; the seconds are those of that fit."""
+        features are the Original's; the seconds are those of that fit.
+
+        ``second_opinion``: also the converged L-BFGS probe on the same features, as head
+        :data:`illusion.heads.SECOND_OPINION` (Tables 1-3 show it beside the paper's probe)."""
         self._require_finite(trained)
         forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
+        if second_opinion:
+            return pd.concat([
+                self.evaluate(trained, forget_set, heads, lp, geometry),
+                self.evaluate(trained, forget_set, ("lp",), SECOND_OPINION_PROBE, geometry)
+                .assign(head=SECOND_OPINION)], ignore_index=True)
         heads_cfg = self.profile.heads
         spec = {"kind": "evaluate", "model": trained.key, "forget_set": forget_set,
                 "heads": list(heads), "config": heads_cfg, "lp": lp or heads_cfg.lp,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import PROFILES, Profile, get_profile
-from .heads import HEADS
+from .heads import table_heads
 from .paths import project_root, results_dir
 from .store import atomic_write_text
 
@@ -86,7 +86,7 @@ def accuracy_table(table: pd.DataFrame, profile: Profile, by=("model", "variant"
     rows = rows.sort_values("bucket", key=lambda b: b.map(list(profile.buckets).index), kind="stable")
     rows = pd.MultiIndex.from_frame(rows)
     wide = summary.pivot(index=["bucket", *by], columns=["head", "split"], values="cell")
-    columns = [(h, s) for h in HEADS for s in SPLIT_ORDER if (h, s) in wide.columns]
+    columns = [(h, s) for h in table_heads() for s in SPLIT_ORDER if (h, s) in wide.columns]
     return wide.reindex(index=rows, columns=pd.MultiIndex.from_tuples(columns, names=["head", "split"]))
 
 
@@ -112,5 +112,5 @@ def seed_std_table(name: str, profile: Profile, label=None) -> pd.DataFrame | No
                            cell=[f"± {s:.1f}" for s in spread["std"]])
     wide = spread.pivot_table(index=["bucket", "model"], columns=["head", "split"], values="cell",
                               aggfunc="first", sort=False)
-    columns = [(h, s) for h in HEADS for s in SPLIT_ORDER if (h, s) in wide.columns]
+    columns = [(h, s) for h in table_heads() for s in SPLIT_ORDER if (h, s) in wide.columns]
     return wide.reindex(columns=pd.MultiIndex.from_tuples(columns, names=["head", "split"]))

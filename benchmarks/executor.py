@@ -1,9 +1,10 @@
-"""Serial against Ray on this machine: the same nodes of a profile's plan (``illusion.plan``)
-computed in one process with torch on ``--cpus`` threads, then as Ray tasks on a local cluster
-of ``--cpus`` single-threaded workers, each into a fresh store.
+"""The executors of ``illusion run`` on this machine: the same nodes of a profile's plan
+(``illusion.plan``) computed in one process with torch on ``--cpus`` threads (serial), in
+``--cpus`` single-threaded processes (processes), and, with ``--ray``, as Ray tasks on a local
+cluster of ``--cpus`` single-threaded workers, each into a fresh store.
 
     .venv/bin/python benchmarks/executor.py [--profile default] [--epochs 3] [--cpus 2]
-                                            [--subset references grid]
+                                            [--subset references grid] [--ray]
 
 ``references``: the Original and every Retrain (independent trainings: the best case for
 workers). ``grid``: those and every model of the first forget set in full, classifier-only and
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--subset", nargs="+", default=["references", "grid"],
                         choices=["references", "grid"])
+    parser.add_argument("--ray", action="store_true", help="Ray too")
     args = parser.parse_args()
     overrides = {"original.epochs": args.epochs, "retrain.epochs": args.epochs}
     profile = resolve(args.profile, overrides)
@@ -66,6 +68,16 @@ def main() -> None:
             torch.set_num_threads(args.cpus)
             serial = timed(plan.run_serial(nodes, plan.Config(args.profile, overrides,
                                                               f"{root}/serial")))
+            processes = timed(plan.run_processes(nodes, plan.Config(args.profile, overrides,
+                                                                    f"{root}/processes"),
+                                                 args.cpus))
+            assert serial[1] == processes[1], (serial, processes)
+            print(f"{name}: {len(nodes)} nodes, {serial[1]} artifacts; serial (1 process, "
+                  f"{args.cpus} threads) {serial[0]:.1f} s; processes ({args.cpus}, 1 thread "
+                  f"each) {processes[0]:.1f} s: speed-up {serial[0] / processes[0]:.2f}x",
+                  flush=True)
+            if not args.ray:
+                continue
             start = time.perf_counter()
             ray.init(address="local", num_cpus=args.cpus, include_dashboard=False,
                      log_to_driver=False)
@@ -73,11 +85,11 @@ def main() -> None:
             distributed = timed(plan.run_ray(nodes, plan.Config(args.profile, overrides,
                                                                 f"{root}/ray")))
             ray.shutdown()
-        assert serial[1] == distributed[1], (serial, distributed)
-        print(f"{name}: {len(nodes)} nodes, {serial[1]} artifacts; serial (1 process, "
-              f"{args.cpus} threads) {serial[0]:.1f} s; ray ({args.cpus} workers, 1 thread "
-              f"each) {distributed[0]:.1f} s + {started:.1f} s to start the cluster; "
-              f"speed-up {serial[0] / (distributed[0] + started):.2f}x")
+        if args.ray:
+            assert serial[1] == distributed[1], (serial, distributed)
+            print(f"{name}: ray ({args.cpus} workers, 1 thread each) {distributed[0]:.1f} s + "
+                  f"{started:.1f} s to start the cluster; speed-up "
+                  f"{serial[0] / (distributed[0] + started):.2f}x")
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 

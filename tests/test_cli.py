@@ -97,6 +97,23 @@ def test_audit_end_to_end_matches_the_library(files, capsys):
     assert len(pd.read_csv(out / "recovery.csv")) == 2 * 3
 
 
+def test_audit_measures_as_the_book_does(files):
+    """A stored model audited on its own profile, with no option, gives its book rows
+    exactly: the heads of Table 1, and the relearning curves with the profile's budget."""
+    from illusion.cli import audit as run_audit
+    exp, original, paths, root = files
+    report = run_audit(paths["payload"], "mnist5k", 0, profile="smoke", progress=False)
+    book = exp.evaluate(original, 0)
+    keys = ["head", "split", "accuracy"]
+    assert report.heads[keys].reset_index(drop=True).equals(book[keys].reset_index(drop=True))
+    budget = exp.profile.attack
+    assert (report.meta["attack_steps"], report.meta["attack_lr"], report.meta["shots"]) == (
+        budget.steps, budget.lr, budget.shots)
+    columns = ["attack", "step", "forget_accuracy", "retain_accuracy"]
+    curves = exp.relearning(original, 0)[columns].reset_index(drop=True)
+    assert report.relearning[columns].reset_index(drop=True).equals(curves)
+
+
 def test_torchscript_and_config_file(files, tmp_path):
     exp, original, paths, root = files
     model, kind = load_checkpoint(paths["script"])

@@ -123,7 +123,15 @@ def test_ray_stores_what_serial_stores_though_a_worker_dies(serial, local_ray, t
     # The dead write left its temporary file (hidden, never read as an artifact), nothing else.
     leftovers = [p for p in _files(ours) if p.name.startswith(".")]
     assert [p.parent for p in leftovers] == [Path("models")]
-    assert _files(ours) - set(leftovers) == _files(reference)
+    assert_same_store(ours, reference, ignore=leftovers)
+
+    again = plan.Config("smoke", TINY, config.store)
+    assert not any(n for _, n in plan.run_ray(graph, again))
+
+
+def assert_same_store(ours: Path, reference: Path, ignore=()) -> None:
+    """The same artifacts, bitwise (tables but for their wall times)."""
+    assert _files(ours) - set(ignore) == _files(reference)
     for path in _files(reference):
         if path.suffix == ".csv":
             pd.testing.assert_frame_equal(_table(ours / path), _table(reference / path))
@@ -135,8 +143,18 @@ def test_ray_stores_what_serial_stores_though_a_worker_dies(serial, local_ray, t
         elif path.suffix == ".json":
             assert (ours / path).read_bytes() == (reference / path).read_bytes()
 
-    again = plan.Config("smoke", TINY, config.store)
-    assert not any(n for _, n in plan.run_ray(graph, again))
+
+def test_processes_store_what_serial_stores(serial, tmp_path):
+    """Two single-threaded processes, each node after the nodes it needs: the same store."""
+    graph = plan.plan("smoke", TINY)
+    config = plan.Config("smoke", TINY, str(tmp_path / "processes"))
+    order = [node for node, _ in plan.run_processes(graph, config, jobs=2)]
+    assert sorted(map(str, order)) == sorted(map(str, graph))
+    finished = set()
+    for node in order:  # a node is reported done only after every node it needs
+        assert set(graph[node]) <= finished, node
+        finished.add(node)
+    assert_same_store(Path(config.store), Path(serial.store))
 
 
 def test_a_second_run_computes_nothing(serial, monkeypatch, capsys):
@@ -149,9 +167,13 @@ def test_a_second_run_computes_nothing(serial, monkeypatch, capsys):
 
 
 def test_bad_executor_or_address_names_the_choices(capsys):
-    with pytest.raises(plan.PlanError, match=r"unknown executor 'dask'; valid choices: \['serial', 'ray'\]"):
+    with pytest.raises(plan.PlanError, match=r"unknown executor 'dask'; valid choices: "
+                                             r"\['serial', 'processes', 'ray'\]"):
         plan.run("smoke", executor="dask")
     assert main(["run", "--profile", "smoke", "--executor", "dask"]) == 2
-    assert "unknown executor 'dask'; valid choices: ['serial', 'ray']" in capsys.readouterr().err
+    assert ("unknown executor 'dask'; valid choices: ['serial', 'processes', 'ray']"
+            in capsys.readouterr().err)
+    assert main(["run", "--profile", "smoke", "--jobs", "2"]) == 2
+    assert "--jobs 2: give an integer >= 1, with --executor processes" in capsys.readouterr().err
     assert main(["run", "--profile", "smoke", "--address", "head:6379"]) == 2
     assert "address 'head:6379' is for the 'ray' executor, not 'serial'" in capsys.readouterr().err

@@ -14,7 +14,7 @@ message naming the value and the valid choices, before anything is computed or w
 method that fails while it runs ends with status 1, and nothing of it is stored or written.
 
     illusion audit --checkpoint model.pt --dataset fashion-mnist --forget 6 \\
-                   [--retrain retrain.pt] [--profile default] [--out DIR] [--attack-steps 50]
+                   [--retrain retrain.pt] [--profile default] [--out DIR] [--attack-steps N]
     illusion audit --config audit.json          # the same keys in a JSON object
 
 For the unlearned model (and the Retrain model, when given) it prints and saves under
@@ -37,10 +37,12 @@ payload ``{"state_dict": ..., "record": ..., "_key": ...}``, loaded with ``weigh
 ``model(x) == model.fc(model.features(x))``; ``torch.jit.trace`` keeps only ``forward`` and
 is not enough.
 
-    illusion run --profile default [--set seed=1235] [--executor ray] [--address HOST:PORT]
+    illusion run --profile default [--set seed=1235] [--executor processes|ray] [--jobs N]
+                 [--address HOST:PORT]
 
 computes every model and table the book's chapters read on a profile (:mod:`illusion.plan`), in
-this process (``serial``) or as tasks on a Ray cluster (``ray``: a new local one, or the one at
+this process (``serial``), in single-threaded processes of this machine (``processes``, one
+per core or ``--jobs``), or as tasks on a Ray cluster (``ray``: a new local one, or the one at
 ``--address``), so that the chapters afterwards only read the artifact store. It prints one line
 per node that computed something and a summary. Bad input (an unknown profile, executor or
 setting) ends with exit status 2 before anything is computed.
@@ -75,11 +77,12 @@ from .data import SOURCES, Dataset, DataUnavailable, ForgetSplit, load_dataset, 
 from .models import ARCHITECTURES, build_model, infer_architecture
 from .train import DivergedError, check_finite, resolve_device
 
-# Settings of an audit with their defaults (None: required, or read from the checkpoint).
+# Settings of an audit with their defaults (None: required, read from the checkpoint, or, for
+# the relearning budget, the profile's ``attack`` settings, as the book's chapter 6 uses them).
 DEFAULTS: dict[str, Any] = {
     "checkpoint": None, "dataset": None, "forget": None,
     "arch": None, "width": None, "profile": "default", "retrain": None,
-    "out": "illusion-audit", "attack_steps": 50, "attack_lr": 0.01, "shots": 5,
+    "out": "illusion-audit", "attack_steps": None, "attack_lr": None, "shots": None,
     "device": "auto", "seed": None,
 }
 REQUIRED = ("checkpoint", "dataset", "forget")
@@ -305,15 +308,23 @@ AUDIT_METRICS = {"alignment_forget": "cos_forget", "alignment_retain": "cos_reta
                  "mia": "mia_efficacy"}
 
 
-def _checked_settings(dataset: str, profile: str, forget, device: str, attack_steps: int,
-                      attack_lr: float, shots: int, seed: int | None
-                      ) -> tuple[Profile, ForgetSet, torch.device]:
-    """The audit's settings, forget set and device, each checked before anything loads."""
+def _checked_settings(dataset: str, profile: str, forget, device: str, attack_steps: int | None,
+                      attack_lr: float | None, shots: int | None, seed: int | None
+                      ) -> tuple[Profile, ForgetSet, torch.device, dict]:
+    """The audit's settings, forget set, device and relearning budget (the profile's
+    ``attack`` settings where not given), each checked before anything loads."""
     if dataset not in SOURCES:
         raise AuditError(f"unknown dataset {dataset!r}; valid choices: {sorted(SOURCES)}")
     if profile not in PROFILES:
         raise AuditError(f"unknown profile {profile!r}; valid choices: {sorted(PROFILES)}")
-    _check_budget(attack_steps, attack_lr, shots, seed)
+    settings = resolve(profile, {"data.name": dataset})
+    attack = settings.attack
+    budget = {"steps": attack.steps if attack_steps is None else attack_steps,
+              "lr": attack.lr if attack_lr is None else attack_lr,
+              "shots": attack.shots if shots is None else shots}
+    _check_budget(budget["steps"], budget["lr"], budget["shots"], seed)
+    budget |= {"batch_size": attack.batch_size,
+               "eval_every": min(attack.eval_every, max(1, budget["steps"]))}
     try:
         forget_set = ForgetSet.parse(forget)
     except SettingError as error:
@@ -324,7 +335,7 @@ def _checked_settings(dataset: str, profile: str, forget, device: str, attack_st
     except (RuntimeError, AssertionError) as error:
         raise AuditError(f"device {device!r} is not usable ({error}); valid choices: 'auto', "
                          f"'cpu', 'cuda', 'cuda:<index>', 'mps'") from None
-    return resolve(profile, {"data.name": dataset}), forget_set, run_device
+    return settings, forget_set, run_device, budget
 
 
 def _load(paths: Mapping[str, Path], arch: str | None, width: int | None, settings: Profile,
@@ -376,13 +387,17 @@ def _measure(name: str, model: nn.Module, path: Path, data: Dataset, split: Forg
     each stage (to the progress bar)."""
     from .attacks import recovery_table, run_attacks
     from .geometry import nc_metrics
-    from .heads import evaluate_features, features, head_geometry, mia_and_alignment
+    from .heads import (evaluate_features, features, head_geometry, mia_and_alignment,
+                        train_augmentation)
     from .results import labelled
 
     stage("features")
     try:
-        # The library's protocol: the whole training set, in the head's own geometry.
-        feats = head_geometry(model, features(model, data.whole_train, data.test))
+        # The book's protocol (Experiment.features): the whole training set, augmented once
+        # where the profile says so, then in the head's own geometry.
+        raw = features(model, data.whole_train, data.test,
+                       train_augmentation=train_augmentation(settings))
+        feats = head_geometry(model, raw)
     except RuntimeError as error:
         raise AuditError(f"{path} cannot process images of {settings.data.name!r} of shape "
                          f"{tuple(data.train.x.shape[1:])}: {str(error).splitlines()[0]}") from None
@@ -398,7 +413,9 @@ def _measure(name: str, model: nn.Module, path: Path, data: Dataset, split: Forg
     measured["alignment"] = labelled(cosines, model=name)
     if budget:
         stage("relearning")
-        curve = run_attacks(model, split, seed=seed, **budget)
+        # The head-only attack reads these same features, as the book's relearning does.
+        curve = run_attacks(model, split, seed=seed, train=data.whole_train, features=raw,
+                            **budget)
         measured["relearning"] = labelled(curve, model=name)
         measured["recovery"] = labelled(recovery_table(curve, by=("attack",)), model=name)
     return measured
@@ -420,21 +437,22 @@ def _report(meta: dict, measured: list[dict[str, Any]]) -> AuditReport:
 
 def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
           width: int | None = None, profile: str = "default", retrain: str | Path | None = None,
-          attack_steps: int = 50, attack_lr: float = 0.01, shots: int = 5,
-          device: str = "auto", seed: int | None = None, progress: bool = True) -> AuditReport:
+          attack_steps: int | None = None, attack_lr: float | None = None,
+          shots: int | None = None, device: str = "auto", seed: int | None = None,
+          progress: bool = True) -> AuditReport:
     """Audit the model at ``checkpoint`` (and ``retrain``) on ``dataset`` for ``forget``
-    (a class id, ``"2-4-6"`` or a list), with the data subset and head settings of
-    ``profile``. ``attack_steps=0`` skips relearning."""
-    settings, forget_set, run_device = _checked_settings(dataset, profile, forget, device,
-                                                         attack_steps, attack_lr, shots, seed)
+    (a class id, ``"2-4-6"`` or a list), measured as the book measures on ``profile``: its
+    data subset, head settings, feature augmentation and relearning budget (``attack_steps``,
+    ``attack_lr`` and ``shots`` override the budget's; ``attack_steps=0`` skips relearning)."""
+    settings, forget_set, run_device, budget = _checked_settings(
+        dataset, profile, forget, device, attack_steps, attack_lr, shots, seed)
     seed = settings.seed if seed is None else seed
     paths = {"checkpoint": Path(checkpoint)}
     if retrain is not None:
         paths["retrain"] = Path(retrain)
     loaded, data, split = _load(paths, arch, width, settings, run_device, forget_set,
-                                attack_steps, shots)
-    budget = (dict(steps=attack_steps, lr=attack_lr, batch_size=settings.original.batch_size,
-                   eval_every=max(1, attack_steps // 10), shots=shots) if attack_steps else None)
+                                budget["steps"], budget["shots"])
+    budget = budget if budget["steps"] else None
 
     bar = tqdm(total=len(loaded), desc="audit", file=sys.stderr, disable=not progress,
                leave=False)
@@ -456,8 +474,10 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         "num_classes": data.num_classes, "dataset": dataset, "profile": profile,
         "forget_set": forget_set.name,
         "forget_names": [data.classes[c] for c in forget_set.classes],
-        "device": str(run_device), "seed": seed, "attack_steps": attack_steps,
-        "attack_lr": attack_lr, "shots": shots, "torch": torch.__version__,
+        "device": str(run_device), "seed": seed,
+        "attack_steps": budget["steps"] if budget else 0,
+        "attack_lr": budget["lr"] if budget else None,
+        "shots": budget["shots"] if budget else None, "torch": torch.__version__,
     }
     return _report(meta, measured)
 
@@ -485,15 +505,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="architecture of a state dict (default: read from its keys)")
     a.add_argument("--width", type=int, help="first-stage width (default: read from conv1.weight)")
     a.add_argument("--profile", choices=sorted(PROFILES),
-                   help=f"data subset and head settings (default: {DEFAULTS['profile']})")
+                   help=f"data subset, head settings and relearning budget, measured as the "
+                        f"book measures on it (default: {DEFAULTS['profile']})")
     a.add_argument("--retrain", metavar="PATH", help="Retrain checkpoint to compare against")
     a.add_argument("--out", metavar="DIR", help=f"output folder (default: {DEFAULTS['out']})")
     a.add_argument("--attack-steps", type=int, dest="attack_steps",
-                   help=f"relearning budget in steps, 0 to skip (default: {DEFAULTS['attack_steps']})")
+                   help="relearning budget in steps, 0 to skip (default: the profile's attack.steps)")
     a.add_argument("--attack-lr", type=float, dest="attack_lr",
-                   help=f"relearning learning rate (default: {DEFAULTS['attack_lr']})")
+                   help="relearning learning rate (default: the profile's attack.lr)")
     a.add_argument("--shots", type=int,
-                   help=f"forget images per class of the few-shot attack (default: {DEFAULTS['shots']})")
+                   help="forget images per class of the few-shot attack (default: the profile's "
+                        "attack.shots)")
     a.add_argument("--device", help=f"'auto', 'cpu', 'cuda', ... (default: {DEFAULTS['device']})")
     a.add_argument("--seed", type=int, help="seed of the attacks and MIA (default: the profile's)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -530,8 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a setting override, the value read as JSON when it parses (seed=1235 "
                         "for the book of 'make book SEED=1235'); repeatable")
     r.add_argument("--executor", default="serial",
-                   help="'serial' (this process, node after node; default) or 'ray' (a Ray "
-                        "task per node)")
+                   help="'serial' (this process, node after node; default), 'processes' "
+                        "(single-threaded processes of this machine, one per core or --jobs) "
+                        "or 'ray' (a Ray task per node)")
+    r.add_argument("--jobs", type=int, default=None,
+                   help="processes of the 'processes' executor (default: one per core)")
     r.add_argument("--address", metavar="HOST:PORT",
                    help="an existing Ray cluster (default: a new local one)")
     return parser
@@ -556,6 +581,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     written only when all of it is computed."""
     from .evaluation import EvaluateError, evaluate_method
     from .outside import MethodError, OutsideMethodError, load
+    from .unlearn import InputChangedError
 
     bad_input = (AuditError, EvaluateError, MethodError, SettingError, DataUnavailable)
     try:
@@ -568,13 +594,16 @@ def evaluate_command(args: argparse.Namespace) -> int:
     except bad_input as error:
         print(f"illusion evaluate: error: {error}", file=sys.stderr)
         return 2
-    except (OutsideMethodError, DivergedError) as error:
+    except (OutsideMethodError, DivergedError, InputChangedError) as error:
         print(f"illusion evaluate: error: {error}. No report was written.", file=sys.stderr)
         return 1
     files = report.save(out)
     print(report.summary())
     print("\nSaved: " + ", ".join(str(f) for f in files))
-    return 0
+    for variant, error in report.meta["failed"].items():
+        print(f"illusion evaluate: error: the {variant} variant failed, the report leaves it "
+              f"out: {error}", file=sys.stderr)
+    return 1 if report.meta["failed"] else 0
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -582,8 +611,11 @@ def run_command(args: argparse.Namespace) -> int:
     from .plan import PlanError, run
 
     try:
+        if args.jobs is not None and (args.jobs < 1 or args.executor != "processes"):
+            raise AuditError(f"--jobs {args.jobs}: give an integer >= 1, with --executor "
+                             f"processes (got --executor {args.executor})")
         summary = run(args.profile, _overrides(args.settings), args.executor, args.address,
-                      progress=lambda line: print(line, flush=True))
+                      progress=lambda line: print(line, flush=True), jobs=args.jobs)
     except (AuditError, PlanError, SettingError, DataUnavailable) as error:
         print(f"illusion run: error: {error}", file=sys.stderr)
         return 2

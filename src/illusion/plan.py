@@ -37,6 +37,7 @@ import torch
 
 from .config import ForgetSet, Profile, paper_cmf_epochs, resolve
 from .experiment import Experiment
+from .heads import SECOND_OPINION_PROBE
 from .paths import cache_dir, data_dir
 from .store import Store
 from .unlearn import having
@@ -139,17 +140,28 @@ def requests(p: Profile) -> list[tuple[str, Call]]:
     retrains = {fs: retrain(fs) for fs in fss}
     calls: list[Call] = []
 
-    # 01_setup: the Original and every Retrain under the three heads and both linear probes.
+    def both_probes(model: Call, fs: ForgetSet) -> list[Call]:
+        """``exp.evaluate(model, fs, second_opinion=True)``: the heads, and the L-BFGS probe."""
+        return [evaluate(model, fs), evaluate(model, fs, heads=("lp",), lp=SECOND_OPINION_PROBE)]
+
+    # 01_setup: the Original and every Retrain under the three heads; both linear probes on
+    # them and, on the first single-class forget set, on every kind of model the claims use.
     for fs in fss:
         calls += [evaluate(ORIGINAL, fs), evaluate(retrains[fs], fs)]
-    for model, fs in [(ORIGINAL, fss[0])] + [(r, fs) for fs, r in retrains.items()]:
+    baselines = having("baseline")
+    kinds = ([(ORIGINAL, first)] + [(r, fs) for fs, r in retrains.items()]
+             + [(unlearned(m, first), first) for m in baselines]
+             + [(unlearned(m, first, "classifier_only"), first) for m in baselines
+                if m not in edits]
+             + [(CMF_ORIGINAL, first)] + [(unlearned(m, first, "cmf"), first) for m in cmf_methods])
+    for model, fs in kinds:
         calls += [evaluate(model, fs, heads=("lp",), lp=lp) for lp in ("lbfgs", "sgd")]
 
-    # 02_misalignment: every baseline in full with its heads and metrics; on the first
-    # single-class forget set, RL's curve and the layer-wise probes.
+    # 02_misalignment: every baseline in full with its heads (both probes) and metrics; on the
+    # first single-class forget set, RL's curve and the layer-wise probes.
     for fs in fss:
-        for model in (ORIGINAL, retrains[fs], *(unlearned(m, fs) for m in having("baseline"))):
-            calls += [evaluate(model, fs), table("metrics", model, fs)]
+        for model in (ORIGINAL, retrains[fs], *(unlearned(m, fs) for m in baselines)):
+            calls += [*both_probes(model, fs), table("metrics", model, fs)]
     if single:
         calls.append(curve("rl", first, points=8))
         calls += [table("layerwise", model, first) for model in
@@ -161,19 +173,22 @@ def requests(p: Profile) -> list[tuple[str, Call]]:
     # 04_classifier_only: every method in full and classifier-only (the methods that only edit
     # the last layer are shown as their full runs); the metrics of the classifier-only models.
     for fs in fss:
-        calls += [evaluate(ORIGINAL, fs), evaluate(retrains[fs], fs), table("metrics", ORIGINAL, fs)]
+        calls += [*both_probes(ORIGINAL, fs), *both_probes(retrains[fs], fs),
+                  table("metrics", ORIGINAL, fs)]
         for m in p.methods:
-            calls.append(evaluate(unlearned(m, fs), fs))
+            calls += both_probes(unlearned(m, fs), fs)
             if m not in edits:
                 learnt = unlearned(m, fs, "classifier_only")
-                calls += [evaluate(learnt, fs), table("metrics", learnt, fs)]
+                calls += [*both_probes(learnt, fs), table("metrics", learnt, fs)]
 
     # 05_cmf: the CMF Original, every CMF method in full and under CMF, the CMF models' heads
     # in both geometries; curves in full and under CMF, and at the paper's epochs where the
     # profile is not one of the paper's recipes (config.paper_cmf_epochs).
     for fs in fss:
-        calls += [evaluate(ORIGINAL, fs), evaluate(CMF_ORIGINAL, fs), evaluate(retrains[fs], fs)]
-        calls += [evaluate(unlearned(m, fs, v), fs) for m in cmf_methods for v in ("full", "cmf")]
+        calls += [*both_probes(ORIGINAL, fs), *both_probes(CMF_ORIGINAL, fs),
+                  *both_probes(retrains[fs], fs)]
+        calls += [c for m in cmf_methods for v in ("full", "cmf")
+                  for c in both_probes(unlearned(m, fs, v), fs)]
         for model in (CMF_ORIGINAL, *(unlearned(m, fs, "cmf") for m in cmf_methods)):
             calls += [evaluate(model, fs, geometry=g) for g in ("model", "raw")]
     curve_method = "rl" if "rl" in cmf_methods else cmf_methods[0]
@@ -184,7 +199,7 @@ def requests(p: Profile) -> list[tuple[str, Call]]:
     # 06_relearning and 08_reproducibility: the attacks on every variant of the attacked forget
     # sets; the heads of every variant on every forget set, and of the CMF Original.
     calls += [table("relearning", model, fs) for model, fs in all_variants(p, p.attacked_forget_sets)]
-    calls += [evaluate(model, fs) for model, fs in all_variants(p, fss)]
+    calls += [c for model, fs in all_variants(p, fss) for c in both_probes(model, fs)]
     calls += [evaluate(CMF_ORIGINAL, fs) for fs in fss]
 
     # 07_deviations: classifier-only RL, SalUn and NegGrad+ in this profile's protocol and in the
@@ -390,7 +405,44 @@ def run_ray(graph: Mapping[Node, tuple[Node, ...]], config: Config, address: str
             ray.shutdown()
 
 
-EXECUTORS = ("serial", "ray")
+def _one_thread_worker() -> None:
+    """A process of :func:`run_processes`: torch on one thread (two single-threaded processes do
+    more work per second on two cores than one process on both)."""
+    torch.set_num_threads(1)
+
+
+def run_processes(graph: Mapping[Node, tuple[Node, ...]], config: Config, jobs: int | None = None
+                  ) -> Iterator[tuple[Node, int]]:
+    """Each node in one of ``jobs`` processes of this machine (default: one per core), on one
+    torch thread each, as soon as the nodes it needs are done; a node's error ends the run
+    (the nodes already running finish, none starts). Each process keeps its
+    :data:`WORKER` (data, models, features) from one node to the next."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    jobs = jobs or os.cpu_count() or 1
+    needs = {node: set(n) for node, n in graph.items()}
+    done: set[Node] = set()
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, no forked torch state
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread_worker) as pool:
+        running: dict[Any, Node] = {}
+        waiting = list(graph)  # in the graph's (topological) order: the Original first
+        while waiting or running:
+            ready = [node for node in waiting if needs[node] <= done]
+            # Never more queued than workers: a later-ready node on the critical path (the
+            # Original's dependants) must not wait behind a queue of others.
+            for node in ready[:max(0, jobs - len(running))]:
+                waiting.remove(node)
+                running[pool.submit(work, node, config)] = node
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                node = running.pop(future)
+                computed = future.result()  # re-raises the node's error here
+                done.add(node)
+                yield node, computed
+
+
+EXECUTORS = ("serial", "processes", "ray")
 
 
 @dataclass
@@ -413,10 +465,12 @@ class Summary:
 
 def run(profile: str = "default", overrides: Mapping[str, Any] | None = None,
         executor: str = "serial", address: str | None = None, store: str | os.PathLike | None = None,
-        progress: Callable[[str], None] | None = print) -> Summary:
+        progress: Callable[[str], None] | None = print, jobs: int | None = None) -> Summary:
     """Compute every model and table the chapters read on ``profile`` with ``overrides`` into
-    ``store`` (default: ``$ILLUSION_CACHE``), with ``executor`` ("serial" or "ray", at
-    ``address`` or on a new local cluster); ``progress`` gets a line per node that computed."""
+    ``store`` (default: ``$ILLUSION_CACHE``), with ``executor``: "serial" (this process),
+    "processes" (``jobs`` single-threaded processes of this machine, default one per core) or
+    "ray" (at ``address`` or on a new local cluster); ``progress`` gets a line per node that
+    computed."""
     if executor not in EXECUTORS:
         raise PlanError(f"unknown executor {executor!r}; valid choices: {list(EXECUTORS)}")
     if address and executor != "ray":
@@ -425,7 +479,9 @@ def run(profile: str = "default", overrides: Mapping[str, Any] | None = None,
     graph = plan(profile, overrides)
     config = Config(profile, dict(overrides or {}), str(store or cache_dir()))
     summary = Summary(executor, planned=len(graph))
-    steps = run_ray(graph, config, address) if executor == "ray" else run_serial(graph, config)
+    steps = (run_ray(graph, config, address) if executor == "ray" else
+             run_processes(graph, config, jobs) if executor == "processes" else
+             run_serial(graph, config))
     for done, (node, computed) in enumerate(steps, 1):
         if computed:
             summary.computed += 1

@@ -208,10 +208,10 @@ def hide_injected_parameters(path: Path) -> int:
 
 
 def execute(profile: str, book_dir: Path, only: list[str] | None = None,
-            seed: int | None = None) -> list[tuple[str, float]]:
-    """Convert and execute each chapter in place (``book/NN_name.ipynb``) with papermill, on
-    the profile's seed or on ``seed``; record the wall time of each in
-    ``<results>/<run>/book/timings.csv``."""
+            seed: int | None = None, notebook_dir: Path | None = None) -> list[tuple[str, float]]:
+    """Convert and execute each chapter in place (``book/NN_name.ipynb``, or in
+    ``notebook_dir``: runs side by side each need their own) with papermill, on the profile's
+    seed or on ``seed``; record the wall time of each in ``<results>/<run>/book/timings.csv``."""
     import papermill
 
     from .config import resolve
@@ -221,7 +221,7 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
     run = run_name(resolve(profile, parameters.get("overrides")))
     timings = []
     for source in _select(book_dir, only):
-        notebook = to_notebook(source, source.with_suffix(".ipynb"))
+        notebook = to_notebook(source, (notebook_dir or book_dir) / f"{source.stem}.ipynb")
         print(f"executing {source.name} on profile {profile!r} ({run})", flush=True)
         start = time.perf_counter()
         papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters,

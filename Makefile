@@ -10,6 +10,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= default
 SEED ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
@@ -68,8 +69,11 @@ browser:
 	           || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }; }; } \
 	 || echo "browser: Chromium not installed (needs root and apt-get); the browser test skips"
 
+# The models and tables first, in one single-threaded process per core (illusion run); then
+# the chapters, which only read the store, as many side by side.
 book: data mathjax browser
-	$(PY) -m illusion.book execute --profile $(PROFILE) $(if $(SEED),--seed $(SEED))
+	$(VENV)/bin/illusion run --profile $(PROFILE) --executor processes $(if $(SEED),--set seed=$(SEED))
+	$(PY) -m illusion.book execute --profile $(PROFILE) --jobs $(JOBS) $(if $(SEED),--seed $(SEED))
 	$(PY) -m illusion.book render
 	$(PY) -m illusion.book check
 	$(PY) -m pytest tests/test_browser.py

@@ -13,26 +13,23 @@ and machine they came from:
 A chapter whose assertion fails on a seed is recorded (``failed_chapters``) and the run goes
 on: its tables are saved before its checks, so the spread still sees its numbers. The profile's
 data subset stays fixed; the seed drives initialisation, batch order and every random draw.
-``--jobs N`` runs N seeds side by side, each in its own process on one torch thread (each
-seed's notebooks in a folder of its own); on a 2-core machine ``--jobs 2`` does more work per
-second than one run on two threads.
+Each seed is built as ``make book`` builds the book: ``illusion run`` computes every model and
+table in ``--jobs`` single-threaded processes (default: one per core), then the chapters read
+them from the store.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
 import platform
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
-from illusion import claims
+from illusion import claims, plan
 from illusion.book import chapters, execute
 from illusion.config import resolve
 from illusion.paths import project_root, results_dir
@@ -46,18 +43,18 @@ CHAPTERS = ("01_setup", "02_misalignment", "03_neural_collapse", "04_classifier_
             "06_relearning")
 
 
-def run_seed(profile: str, seed: int, book_dir: Path) -> list[str]:
-    """Execute the asserting chapters on ``seed``, each notebook in a folder of the seed's own
-    (seeds may run side by side); the chapters whose checks failed."""
-    import tempfile
-
+def run_seed(profile: str, seed: int, book_dir: Path, jobs: int | None) -> list[str]:
+    """The book on ``seed`` as ``make book`` builds it: the plan's models and tables in ``jobs``
+    processes (:func:`illusion.plan.run`), then the asserting chapters, which read them; the
+    chapters whose checks failed."""
     from papermill.exceptions import PapermillExecutionError
 
+    print(plan.run(profile, {"seed": seed}, executor="processes", jobs=jobs, progress=None),
+          flush=True)
     failed = []
-    notebooks = Path(tempfile.mkdtemp(prefix=f"seed{seed}-"))
     for chapter in CHAPTERS:
         try:
-            execute(profile, book_dir, [chapter], seed, notebook_dir=notebooks)
+            execute(profile, book_dir, [chapter], seed)
         except PapermillExecutionError as error:
             print(f"  {chapter} failed on seed {seed}: {error.ename}: {error.evalue}"[:400], flush=True)
             failed.append(chapter)
@@ -84,9 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--collect", action="store_true", help="only collect existing runs")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="seeds run side by side, each on one torch thread (default 1: one "
-                             "after the other, on every thread)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="processes of illusion run (default: one per core)")
     parser.add_argument("--machine-note", default="",
                         help="how the runs were made, when not by this process (threads, machines)")
     parser.add_argument("--out", type=Path,
@@ -98,24 +94,19 @@ def main(argv: list[str] | None = None) -> None:
     missing = [c for c in CHAPTERS if c not in {p.stem for p in chapters(book_dir)}]
     if missing:
         raise SystemExit(f"chapters {missing} not found under {book_dir}")
-    if not args.collect:
-        if args.jobs > 1:
-            # One torch thread per job, in the kernels too (they read the environment).
-            os.environ["OMP_NUM_THREADS"] = "1"
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    for seed in args.seeds:
+        if not args.collect:
             start = time.perf_counter()
-            runs = {seed: pool.submit(run_seed, args.profile, seed, book_dir) for seed in args.seeds}
-            for seed, run in runs.items():
-                print(f"seed {seed}: done after {time.perf_counter() - start:.0f} s, failed "
-                      f"chapters {run.result() or 'none'}", flush=True)
+            failed = run_seed(args.profile, seed, book_dir, args.jobs)
+            print(f"seed {seed}: {time.perf_counter() - start:.0f} s, failed chapters "
+                  f"{failed or 'none'}", flush=True)
     per_seed = pd.concat([claims.run_checks(args.profile, run_name(resolve(args.profile,
                                                                            {"seed": s})))
                           .assign(seed=s) for s in args.seeds], ignore_index=True)
     spread = claims.spread(per_seed)
     spread = spread.assign(seeds=" ".join(map(str, args.seeds)), profile=args.profile,
                            commit=commit(),
-                           machine=machine() + (f"; {args.jobs} seeds side by side, one torch "
-                                                f"thread each" if args.jobs > 1 else "")
+                           machine=machine() + "; illusion run in single-threaded processes"
                            + (f"; {args.machine_note}" if args.machine_note else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(spread.to_csv(index=False), args.out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import html
+import os
 import sys
 import time
 from pathlib import Path
@@ -207,32 +208,86 @@ def hide_injected_parameters(path: Path) -> int:
     return tagged
 
 
+def _execute_chapter(source: Path, notebook_dir: Path, book_dir: Path, parameters: dict) -> float:
+    """Convert and execute one chapter with papermill; its wall time in seconds."""
+    import papermill
+
+    notebook = to_notebook(source, notebook_dir / f"{source.stem}.ipynb")
+    start = time.perf_counter()
+    papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters,
+                               cwd=str(book_dir), kernel_name="python3", progress_bar=False)
+    hide_injected_parameters(notebook)
+    return time.perf_counter() - start
+
+
+# The chapters that read what the other chapters of the run saved (the reproducibility page:
+# their timings and checks): executed after all of them, never beside them.
+READS_THE_OTHERS = ("08_reproducibility",)
+
+
 def execute(profile: str, book_dir: Path, only: list[str] | None = None,
-            seed: int | None = None, notebook_dir: Path | None = None) -> list[tuple[str, float]]:
+            seed: int | None = None, notebook_dir: Path | None = None,
+            jobs: int = 1) -> list[tuple[str, float]]:
     """Convert and execute each chapter in place (``book/NN_name.ipynb``, or in
     ``notebook_dir``: runs side by side each need their own) with papermill, on the profile's
-    seed or on ``seed``; record the wall time of each in ``<results>/<run>/book/timings.csv``."""
-    import papermill
+    seed or on ``seed``; record the wall time of each in ``<results>/<run>/book/timings.csv``.
+
+    ``jobs > 1`` executes that many chapters side by side, each kernel on one torch thread:
+    for a store that already holds every model and table (``illusion run``), where the
+    chapters only read, plot and print. Chapters that compute would compute twice."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     from .config import resolve
     from .results import run_name
 
     parameters = {"profile": profile} | ({"overrides": {"seed": seed}} if seed is not None else {})
     run = run_name(resolve(profile, parameters.get("overrides")))
-    timings = []
-    for source in _select(book_dir, only):
-        notebook = to_notebook(source, (notebook_dir or book_dir) / f"{source.stem}.ipynb")
-        print(f"executing {source.name} on profile {profile!r} ({run})", flush=True)
-        start = time.perf_counter()
-        papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters,
-                                   cwd=str(book_dir), kernel_name="python3", progress_bar=False)
-        hide_injected_parameters(notebook)
-        timings.append((source.stem, time.perf_counter() - start))
-        print(f"  done in {timings[-1][1]:.0f} s", flush=True)
+    notebook_dir = notebook_dir or book_dir
+    timings: list[tuple[str, float]] = []
+    failed: list[tuple[str, BaseException]] = []  # every chapter runs; the failures raise at the end
+
+    def record(name: str, seconds: float) -> None:
+        timings.append((name, seconds))
+        print(f"  {name} done in {seconds:.0f} s", flush=True)
         # Written after every chapter, so the reproducibility page sees the ones before it.
-        lines = ["chapter,seconds"] + [f"{name},{seconds:.1f}" for name, seconds in timings]
+        lines = ["chapter,seconds"] + [f"{n},{s:.1f}" for n, s in sorted(timings)]
         atomic_write_text("\n".join(lines) + "\n", timings_path(run))
+
+    sources = _select(book_dir, only)
+    first = [s for s in sources if s.stem not in READS_THE_OTHERS]
+    last = [s for s in sources if s.stem in READS_THE_OTHERS]
+    print(f"executing {len(sources)} chapter(s) on profile {profile!r} ({run})"
+          + (f", {jobs} side by side" if jobs > 1 else ""), flush=True)
+    if jobs > 1 and len(first) > 1:
+        threads = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"  # each chapter's kernel on one thread
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_execute_chapter, source, notebook_dir, book_dir,
+                                       parameters): source for source in first}
+                for future, source in futures.items():
+                    try:
+                        record(source.stem, future.result())
+                    except Exception as error:  # the others go on; reported at the end
+                        failed.append((source.stem, error))
+        finally:
+            if threads is None:
+                os.environ.pop("OMP_NUM_THREADS")
+            else:
+                os.environ["OMP_NUM_THREADS"] = threads
+        first = []
+    for source in first + last:
+        try:
+            record(source.stem, _execute_chapter(source, notebook_dir, book_dir, parameters))
+        except Exception as error:
+            failed.append((source.stem, error))
     write_glance(run)
+    if len(failed) == 1:
+        raise failed[0][1]
+    if failed:
+        raise RuntimeError(f"{len(failed)} chapters failed: " + "; ".join(
+            f"{name}: {type(error).__name__}: {str(error)[:300]}" for name, error in failed))
     return timings
 
 
@@ -373,6 +428,9 @@ def main(argv: list[str] | None = None) -> None:
         if name == "execute":
             p.add_argument("--seed", type=int, default=None,
                            help="run on this seed instead of the profile's (own results folder)")
+            p.add_argument("--jobs", type=int, default=1,
+                           help="chapters side by side, one torch thread each, after `illusion "
+                                "run` filled the store (default 1)")
         if name == "prepare":
             p.add_argument("--out", type=Path, required=True)
     sub.add_parser("render")
@@ -381,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     root = project_root()
     book_dir = root / "book"
     if args.command == "execute":
-        execute(args.profile, book_dir, args.chapter, args.seed)
+        execute(args.profile, book_dir, args.chapter, args.seed, jobs=args.jobs)
     elif args.command == "prepare":
         prepare(args.profile, book_dir, args.out, args.chapter)
     elif args.command == "render":

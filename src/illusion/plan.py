@@ -413,14 +413,15 @@ def _one_thread_worker() -> None:
 
 def run_processes(graph: Mapping[Node, tuple[Node, ...]], config: Config, jobs: int | None = None
                   ) -> Iterator[tuple[Node, int]]:
-    """Each node in one of ``jobs`` processes of this machine (default: one per core), on one
-    torch thread each, as soon as the nodes it needs are done; a node's error ends the run
+    """Each node in one of ``jobs`` processes of this machine (default: one per core; one on a
+    machine with a GPU), on one torch thread each, as soon as the nodes it needs are done; a node's error ends the run
     (the nodes already running finish, none starts). Each process keeps its
     :data:`WORKER` (data, models, features) from one node to the next."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    jobs = jobs or os.cpu_count() or 1
+    # On a GPU one process has the device to itself (several would share its memory).
+    jobs = jobs or (1 if torch.cuda.is_available() else os.cpu_count() or 1)
     needs = {node: set(n) for node, n in graph.items()}
     done: set[Node] = set()
     context = multiprocessing.get_context("spawn")  # a fresh interpreter, no forked torch state

@@ -21,15 +21,18 @@ them from the store.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
-from illusion import claims, plan
+from illusion import claims
 from illusion.book import chapters, execute
 from illusion.config import resolve
 from illusion.paths import project_root, results_dir
@@ -43,18 +46,21 @@ CHAPTERS = ("01_setup", "02_misalignment", "03_neural_collapse", "04_classifier_
             "06_relearning")
 
 
-def run_seed(profile: str, seed: int, book_dir: Path, jobs: int | None) -> list[str]:
-    """The book on ``seed`` as ``make book`` builds it: the plan's models and tables in ``jobs``
-    processes (:func:`illusion.plan.run`), then the asserting chapters, which read them; the
-    chapters whose checks failed."""
+def run_seed(profile: str, seed: int, book_dir: Path) -> list[str]:
+    """Execute the asserting chapters on ``seed``, each notebook in a folder of the seed's own
+    (seeds may run side by side); the chapters whose checks failed."""
+    import tempfile
+
+    import torch
     from papermill.exceptions import PapermillExecutionError
 
-    print(plan.run(profile, {"seed": seed}, executor="processes", jobs=jobs, progress=None),
-          flush=True)
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # the chapters' kernels read it
+    notebooks = Path(tempfile.mkdtemp(prefix=f"seed{seed}-"))
     failed = []
     for chapter in CHAPTERS:
         try:
-            execute(profile, book_dir, [chapter], seed)
+            execute(profile, book_dir, [chapter], seed, notebook_dir=notebooks)
         except PapermillExecutionError as error:
             print(f"  {chapter} failed on seed {seed}: {error.ename}: {error.evalue}"[:400], flush=True)
             failed.append(chapter)
@@ -66,7 +72,7 @@ def machine() -> str:
                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
                platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     import torch
-    return f"{cpu}; {torch.get_num_threads()} torch threads; torch {torch.__version__}"
+    return f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}"
 
 
 def commit() -> str:
@@ -81,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--collect", action="store_true", help="only collect existing runs")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="processes of illusion run (default: one per core)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="seeds side by side (default 1: one after the other)")
     parser.add_argument("--machine-note", default="",
                         help="how the runs were made, when not by this process (threads, machines)")
     parser.add_argument("--out", type=Path,
@@ -94,19 +100,21 @@ def main(argv: list[str] | None = None) -> None:
     missing = [c for c in CHAPTERS if c not in {p.stem for p in chapters(book_dir)}]
     if missing:
         raise SystemExit(f"chapters {missing} not found under {book_dir}")
-    for seed in args.seeds:
-        if not args.collect:
-            start = time.perf_counter()
-            failed = run_seed(args.profile, seed, book_dir, args.jobs)
-            print(f"seed {seed}: {time.perf_counter() - start:.0f} s, failed chapters "
-                  f"{failed or 'none'}", flush=True)
+    if not args.collect:
+        start = time.perf_counter()
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            runs = {seed: pool.submit(run_seed, args.profile, seed, book_dir) for seed in args.seeds}
+            for seed, run in runs.items():
+                print(f"seed {seed}: done after {time.perf_counter() - start:.0f} s, failed "
+                      f"chapters {run.result() or 'none'}", flush=True)
     per_seed = pd.concat([claims.run_checks(args.profile, run_name(resolve(args.profile,
                                                                            {"seed": s})))
                           .assign(seed=s) for s in args.seeds], ignore_index=True)
     spread = claims.spread(per_seed)
     spread = spread.assign(seeds=" ".join(map(str, args.seeds)), profile=args.profile,
                            commit=commit(),
-                           machine=machine() + "; illusion run in single-threaded processes"
+                           machine=machine() + f"; one torch thread per seed, {args.jobs} "
+                                                f"seed(s) side by side"
                            + (f"; {args.machine_note}" if args.machine_note else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(spread.to_csv(index=False), args.out)

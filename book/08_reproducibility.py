@@ -155,7 +155,10 @@ rates.pivot(index="method", columns="variant", values="lr").reindex(columns=vari
 #
 # Wall time of each chapter in this build (from `make book`; chapters that ran before this page)
 # and of each stored model's training or unlearning, summed per kind. Stored models are shared:
-# a chapter that finds a model already computed spends nothing on it.
+# a chapter that finds a model already computed spends nothing on it. `make book` computes every
+# model and table first (`illusion run --executor processes`: single-threaded processes, one per
+# core), so its chapters, executed side by side afterwards, mostly read the store; the model
+# times below are those of that step, one thread each.
 
 # %%
 path = timings_path(run_name(exp.profile))

@@ -113,9 +113,11 @@ def infer_architecture(state: dict) -> str | None:
 
 
 def memory_format(device: torch.device | str) -> torch.memory_format:
-    """channels_last on CUDA, where it is faster. Not on CPU: with torch 2.14.1's oneDNN the
-    backward pass of a strided 1x1 convolution in channels_last corrupts memory for some odd
-    batch sizes on 14x14 maps (exactly what 28x28 inputs give), so CPU stays contiguous."""
+    """channels_last on CUDA, where it is faster. Not on CPU: with torch 2.14.1's oneDNN,
+    training the default ResNet in channels_last gives gradients wrong by a few percent
+    (oneDNN's channels-last BatchNorm in this network; earlier builds also aborted on some
+    batch sizes), and running BatchNorm contiguous to avoid it costs the speed it would gain
+    (``benchmarks/channels_last_cpu.py``), so CPU stays contiguous."""
     return torch.channels_last if torch.device(device).type == "cuda" else torch.contiguous_format
 
 

@@ -154,7 +154,8 @@ def test_an_entry_point_method_gets_the_report_of_a_builtin(package, store_dir, 
     for name, pairs in expected.items():
         table = getattr(report, name)
         assert set(map(tuple, table[keys].drop_duplicates().to_numpy())) == pairs, name
-        assert set(table["head"]) == {"output", "lp", "ncc"}
+        # The paper's probe (lp) and the L-BFGS probe beside it, as the book's Tables 1-3.
+        assert set(table["head"]) == {"output", "lp", "ncc", claims.SECOND_OPINION}
         assert set(table["split"]) == {"retain", "forget"}
         assert table["accuracy"].between(0, 100).all()
     # The classifier-only model's LP and NCC are the Original's (its backbone is frozen).
@@ -172,7 +173,8 @@ def test_an_entry_point_method_gets_the_report_of_a_builtin(package, store_dir, 
     assert list(report.claims.columns) == ["claim", "statement", "verdict", "checks"]
     assert list(report.claims["claim"]) == ["Claim 1", "Claim 2", "Claim 3", "Claim 4"]
     checks = report.checks
-    assert {"check", "subject", "value", "verdict", "expected"} <= set(checks.columns)
+    assert {"check", "subject", "value", "verdict", "expected", "second_opinion",
+            "probe"} <= set(checks.columns)
     assert {"claim1_output_forget", "claim2_output_forget", "claim2_heads_unchanged",
             "claim3_tracks", "claim3_illusion", "claim4_auc_gain"} <= set(checks["check"])
     assert checks["subject"].str.match(r"tiny_outside($|[/:])").all(), checks["subject"]

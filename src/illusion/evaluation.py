@@ -10,7 +10,9 @@ the profile's), and judged by the book's own checks, with this method as the uni
 claim:
 
 - ``table1``: Output / LP / NCC accuracy on test retain / forget of the method in full, with
-  the Original and Retrain (the paper's Table 1 rows of this method);
+  the Original and Retrain (the paper's Table 1 rows of this method); LP is the paper's SGD
+  probe, and every table has the L-BFGS probe beside it (head ``lp_lbfgs``), whose value each
+  check shows too (``second_opinion``; ``probe`` says where it would decide otherwise);
 - ``table2``: the same with its classifier-only variant (Table 2; a method registered
   ``edits_classifier`` shows its full model there, ``computed_as == "full"``, as chapter 4);
 - ``table3``: the method in full and under CMF, with the CMF Original (Table 3);
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -125,7 +128,8 @@ class MethodReport:
                    .groupby(["model", "attack"], sort=False)["auc"].mean().unstack("attack"))
             lines.extend(["", f"Relearning: recovery AUC (%), mean forget accuracy over "
                               f"{m['attack_steps']} attack steps", auc.round(1).to_string()])
-        shown = self.checks[["claim", "check", "subject", "value", "op", "threshold", "verdict"]]
+        shown = self.checks[["claim", "check", "subject", "value", "op", "threshold", "verdict",
+                             *(c for c in ("second_opinion", "probe") if c in self.checks)]]
         lines.extend(["", "Checks (illusion.claims, the book's thresholds)",
                       shown.to_string(index=False, float_format=lambda v: f"{v:.2f}")])
         lines.extend(["", "Claims ledger (this method as the unit of every claim)"])
@@ -227,14 +231,16 @@ def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence
             failed[variant] = f"{type(error).__name__}: {error}"
             return None
 
+    # Every table with the L-BFGS probe beside the paper's, as the book's Tables 1-3.
+    evaluate = partial(exp.evaluate, second_opinion=True)
     original = exp.original()
     rows1, rows2, rows3 = [], [], []
     models = {}
     for fs in sets:
         retrain = exp.retrain(fs)
-        refs = [exp.evaluate(original, fs), exp.evaluate(retrain, fs)]
+        refs = [evaluate(original, fs), evaluate(retrain, fs)]
         full = exp.unlearned(name, fs)
-        mine = exp.evaluate(full, fs)
+        mine = evaluate(full, fs)
         rows1 += [*refs, mine]
         models |= {("original", "full", fs): original, ("retrain", "full", fs): retrain,
                    (name, "full", fs): full}
@@ -244,12 +250,12 @@ def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence
         elif (learnt := attempt("classifier_only",
                                 lambda: exp.unlearned(name, fs, "classifier_only"))) is not None:
             models[name, "classifier_only", fs] = learnt
-            rows2.append(exp.evaluate(learnt, fs).assign(computed_as="classifier_only"))
+            rows2.append(evaluate(learnt, fs).assign(computed_as="classifier_only"))
         rows3 += [refs[0], refs[1], mine]
         if "cmf" in variants and (
                 under_cmf := attempt("cmf", lambda: exp.unlearned(name, fs, "cmf"))) is not None:
             models[name, "cmf", fs] = under_cmf
-            rows3 += [exp.evaluate(exp.cmf_original(), fs), exp.evaluate(under_cmf, fs)]
+            rows3 += [evaluate(exp.cmf_original(), fs), evaluate(under_cmf, fs)]
     table1, table3 = (pd.concat(r, ignore_index=True) for r in (rows1, rows3))
     table2 = pd.concat(rows2, ignore_index=True)
     table2["computed_as"] = table2["computed_as"].fillna(table2["variant"])
@@ -271,11 +277,13 @@ def evaluate_method(method: str, profile: str = "default", forget_sets: Sequence
         auc = pd.DataFrame(columns=["model", "variant", "forget_set", "attack", "auc"])
     relearning = auc[auc["attack"].isin(RELEARNING_ATTACKS)]
 
-    checks = [claims.misalignment_checks(table1, methods=(name,)),
-              claims.classifier_only_checks(table2, methods=(name,)),
-              claims.cmf_checks(table3, illusion_methods=(name,))]
+    second = claims.with_second_opinion
+    checks = [second(claims.misalignment_checks, table1, methods=(name,)),
+              second(claims.classifier_only_checks, table2, methods=(name,)),
+              second(claims.cmf_checks, table3, illusion_methods=(name,))]
     if not relearning.empty:
-        checks.append(claims.relearning_checks(relearning, table1, attacks=RELEARNING_ATTACKS))
+        checks.append(second(partial(claims.relearning_checks, relearning), table1,
+                             attacks=RELEARNING_ATTACKS))
     decided = claims.decide(pd.concat(checks, ignore_index=True), p.name)
     ledger = claims.verdicts(decided, claims=list(SHORT)).drop(columns="chapters")
     meta = {

@@ -210,7 +210,7 @@ gaps.agg(["mean", "max"]).unstack("split").round(2)
 # trains it for 22), and the L-BFGS probe matches the paper's SGD protocol on the references
 # within 1 pp on the retain split and 3 pp on the forget split. Every
 # tolerance of the book, with its reason, lives in `illusion.claims.TOLERANCES`; the last column
-# gives the spread of the same number over five seeds on `default` (measured by
+# gives the spread of the same number over the seeds of the committed spread on `default` (measured by
 # `benchmarks/seed_spread.py`, see the reproducibility page). A check whose spread straddles
 # its threshold is shown as *not decided* and never asserted.
 

@@ -82,7 +82,7 @@ table1
 
 # %% [markdown]
 # How much each of these means moves with the seed: the standard deviation of the bucket mean
-# over five seeds of `default` (committed by `benchmarks/seed_spread.py`, not this run). A
+# over the seeds of `default` in the spread committed by `benchmarks/seed_spread.py` (not this run). A
 # difference between two rows smaller than about twice these is within seed noise.
 
 # %%
@@ -266,7 +266,7 @@ side_by_side.round(2)
 #
 # The per-forget-set table above shows where the contrast is large and where it is not. The
 # thresholds live in `illusion.claims.TOLERANCES`; the last column is each number's spread over
-# five seeds on `default` (see the reproducibility page): a check whose spread straddles its
+# the seeds of the committed spread on `default` (see the reproducibility page): a check whose spread straddles its
 # threshold is *not decided* at this scale and is not asserted.
 
 # %%

@@ -240,7 +240,7 @@ geometry.groupby("model", sort=False)[["alignment_forget", "alignment_retain", "
 #   images and by **at most 3 pp** on the retain ones. Asserted under the same condition as the
 #   retain check. These margins were set on this profile's first run (alignment fell by about
 #   0.85, disagreement rose by about 60 pp); the last column of the table gives their spread
-#   over five seeds (`benchmarks/seed_spread.py`). A check that does not apply is shown as
+#   over the seeds of the committed spread (`benchmarks/seed_spread.py`). A check that does not apply is shown as
 #   *not applicable*; one whose spread straddles its threshold as *not decided*, not asserted.
 
 # %%

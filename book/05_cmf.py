@@ -226,8 +226,8 @@ chapter.save(results.mean_std(table3, exp.profile), "table3_mean_std")
 summary
 
 # %% [markdown]
-# The standard deviation of each bucket mean over five seeds of `default` (committed by
-# `benchmarks/seed_spread.py`, not this run): a difference between a method and its CMF variant
+# The standard deviation of each bucket mean over the seeds of `default` in the spread committed by
+# `benchmarks/seed_spread.py` (not this run): a difference between a method and its CMF variant
 # smaller than about twice these is within seed noise.
 
 # %%
@@ -512,7 +512,7 @@ verdicts
 # On the real profiles the build asserts the two properties of the CMF Original (closeness,
 # head = cosine NCC) and every part of the claim above with its tolerance
 # (`illusion.claims.TOLERANCES`). Two kinds of part are not asserted as holding, both measured
-# over five seeds on `default` (`benchmarks/seed_spread.py`, last column): a part whose value
+# over the seeds of the committed spread on `default` (`benchmarks/seed_spread.py`, last column): a part whose value
 # fails on every seed, with room, is recorded in `illusion.claims.FAILS`: the claim does not
 # hold there, and the build fails if it starts to hold (the record must then shrink); a part
 # whose spread straddles its threshold is *not decided* at this scale. Neither list relaxes a

@@ -66,7 +66,7 @@ claims_ledger.style.hide(axis="index")
 #
 # The same code, data and machine give identical tables on a second run (a test checks it), but
 # another seed, CPU or GPU takes other floating-point paths, and a 22-epoch training amplifies
-# that into about a point. `benchmarks/seed_spread.py` ran the asserting chapters on five seeds
+# that into about a point. `benchmarks/seed_spread.py` ran the asserting chapters on several seeds
 # of `default` and recorded every number a chapter asserts: its mean, standard deviation, min
 # and max, and what the spread decides. A check is asserted only when every seed fell on one
 # side of its threshold and the mean lies at least two standard deviations from it; otherwise

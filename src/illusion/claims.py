@@ -627,7 +627,8 @@ def report(decided: pd.DataFrame, profile: str) -> pd.DataFrame:
         "verdict": t["verdict"]})
     if "second_opinion" in t and t["second_opinion"].notna().any():
         shown["with the L-BFGS probe"] = [
-            "" if pd.isna(v) or v == value else f"{v:.2f}" + (f" ({probe})" if probe else "")
+            "" if pd.isna(v) or v == value else f"{v:.2f}" + (
+                f" ({probe})" if isinstance(probe, str) and probe else "")
             for v, value, probe in zip(t["second_opinion"], t["value"], t["probe"])]
     if "seed mean" in t:
         shown["over seeds: mean ± std [min, max]"] = [
@@ -683,7 +684,7 @@ def verdict_of(decided: pd.DataFrame) -> tuple[str, str]:
     if unexpected:
         parts.append(f"{unexpected} unexpected")
     if "probe" in applies:
-        depends = int((applies["probe"].fillna("") == DEPENDS_ON_THE_PROBE).sum())
+        depends = int((applies["probe"] == DEPENDS_ON_THE_PROBE).sum())  # NaN: read back empty
         if depends:
             parts.append(f"{depends} {DEPENDS_ON_THE_PROBE} (the L-BFGS probe would decide "
                          f"{'it' if depends == 1 else 'them'} the other way)")

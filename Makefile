@@ -5,7 +5,8 @@
 #               (SEED=N: on another seed, its tables under _build/results/$(PROFILE)-seedN)
 #   make test   unit tests + nbval of every chapter on the smoke profile + the chapters on the
 #               three paper profiles, on stand-in data (tests/test_paper_chapters.py), on every
-#               core (pytest-xdist: one single-threaded worker per core)
+#               core (pytest-xdist: one single-threaded worker per core; a module, class or
+#               notebook stays on one worker)
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= default
@@ -82,7 +83,7 @@ test: install
 	rm -rf _build/nbval
 	$(PY) -m illusion.book prepare --profile smoke --out _build/nbval
 	ILLUSION_CACHE=$(CURDIR)/_build/nbval/cache OMP_NUM_THREADS=1 \
-	    $(PY) -m pytest tests --nbval-lax _build/nbval -n auto --dist loadgroup
+	    $(PY) -m pytest tests --nbval-lax _build/nbval -n auto --dist loadscope
 
 clean:
 	rm -rf _build book/*.ipynb

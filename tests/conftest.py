@@ -29,19 +29,3 @@ def synthetic():
     return load_dataset(DataConfig("synthetic", train_per_class=40, test_per_class=20,
                                    num_classes=4, noise=0.5, seed=0))
 
-
-# Tests that stand alone, each its own unit of work for pytest-xdist (make test runs
-# ``-n auto --dist loadgroup``): the paper profiles' chapter runs, minutes each.
-STANDALONE = {"test_paper_chapters.py"}
-
-
-def pytest_collection_modifyitems(items):
-    """Keep each test module on one xdist worker (its tests share its fixtures: a store whose
-    models train once), and every notebook's cells (nbval) on one worker, in the book's order:
-    a notebook's cells share one kernel, and the chapters share one store (chapter 1 trains the
-    models the next ones read)."""
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group("nbval"))
-        elif item.path.name not in STANDALONE:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))

@@ -61,8 +61,7 @@ def data_root(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("profile", PROFILES)
-def test_the_chapters_run_on_the_paper_profile(profile, data_root, tmp_path, monkeypatch):
+def run_chapters(profile, data_root, tmp_path, monkeypatch):
     papermill = pytest.importorskip("papermill")
     monkeypatch.setenv("ILLUSION_DATA", str(data_root))
     monkeypatch.setenv("ILLUSION_CACHE", str(tmp_path / "store"))
@@ -102,3 +101,20 @@ def test_the_chapters_run_on_the_paper_profile(profile, data_root, tmp_path, mon
         ledger = pd.read_csv(results / "08_reproducibility" / "claims_ledger.csv")
         assert list(ledger["claim"]) == ["The setting", "Claim 1", "Claim 2", "Claim 3",
                                          "Claim 4"]
+
+
+# One class per profile: make test's xdist workers take one scope (class, module or notebook)
+# each, so the three profiles run side by side.
+class TestPaper:
+    def test_the_chapters_run(self, data_root, tmp_path, monkeypatch):
+        run_chapters("paper", data_root, tmp_path, monkeypatch)
+
+
+class TestPaperCifar100:
+    def test_the_chapters_run(self, data_root, tmp_path, monkeypatch):
+        run_chapters("paper-cifar100", data_root, tmp_path, monkeypatch)
+
+
+class TestPaperTinyImagenet:
+    def test_the_chapters_run(self, data_root, tmp_path, monkeypatch):
+        run_chapters("paper-tinyimagenet", data_root, tmp_path, monkeypatch)

@@ -142,7 +142,8 @@ resist
 # profile's forget sets as in chapter 2 (not only the attacked ones), is at least 10 pp above
 # Retrain's; the rows of the other methods are shown as *not applicable*. That LP gap is close
 # to 10 pp for RL, SalUn and SCRUB on `default` (chapter 2's spread), so whether they are judged
-# here changes with the seed; their AUC gains over Retrain hold on every seed either way.
+# here changes with the seed (and with the probe: the L-BFGS probe's value is shown beside each
+# check); their AUC gains over Retrain hold on every seed either way.
 
 # %%
 # Every variant on every forget set (stored by the earlier chapters), as the ledger reads them.

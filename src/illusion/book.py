@@ -16,7 +16,9 @@ import html
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from .paths import project_root, results_dir
 from .store import atomic_write_text
@@ -220,6 +222,12 @@ def _execute_chapter(source: Path, notebook_dir: Path, book_dir: Path, parameter
     return time.perf_counter() - start
 
 
+def _kernels_on_one_thread() -> None:
+    """A process of chapters side by side: their kernels (which read the environment) on one
+    torch thread each."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
 # The chapters that read what the other chapters of the run saved (the reproducibility page:
 # their timings and checks): executed after all of them, never beside them.
 READS_THE_OTHERS = ("08_reproducibility",)
@@ -245,7 +253,7 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
     run = run_name(resolve(profile, parameters.get("overrides")))
     notebook_dir = notebook_dir or book_dir
     timings: list[tuple[str, float]] = []
-    failed: list[tuple[str, BaseException]] = []  # every chapter runs; the failures raise at the end
+    failed: list[tuple[str, BaseException]] = []
 
     def record(name: str, seconds: float) -> None:
         timings.append((name, seconds))
@@ -259,29 +267,22 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
     last = [s for s in sources if s.stem in READS_THE_OTHERS]
     print(f"executing {len(sources)} chapter(s) on profile {profile!r} ({run})"
           + (f", {jobs} side by side" if jobs > 1 else ""), flush=True)
-    if jobs > 1 and len(first) > 1:
-        threads = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = "1"  # each chapter's kernel on one thread
+    pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_kernels_on_one_thread)
+            if jobs > 1 and len(first) > 1 else None)
+    chapter = partial(_execute_chapter, notebook_dir=notebook_dir, book_dir=book_dir,
+                      parameters=parameters)
+    runs: list[tuple[Path, Callable[[], float]]] = [
+        (source, pool.submit(chapter, source).result if pool else partial(chapter, source))
+        for source in first]
+    runs += [(source, partial(chapter, source)) for source in last]  # after all the others
+    for source, run_chapter in runs:  # every chapter runs; the failures raise at the end
         try:
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_execute_chapter, source, notebook_dir, book_dir,
-                                       parameters): source for source in first}
-                for future, source in futures.items():
-                    try:
-                        record(source.stem, future.result())
-                    except Exception as error:  # the others go on; reported at the end
-                        failed.append((source.stem, error))
-        finally:
-            if threads is None:
-                os.environ.pop("OMP_NUM_THREADS")
-            else:
-                os.environ["OMP_NUM_THREADS"] = threads
-        first = []
-    for source in first + last:
-        try:
-            record(source.stem, _execute_chapter(source, notebook_dir, book_dir, parameters))
+            record(source.stem, run_chapter())
         except Exception as error:
             failed.append((source.stem, error))
+    if pool:
+        pool.shutdown()
     write_glance(run)
     if len(failed) == 1:
         raise failed[0][1]

@@ -177,9 +177,8 @@ def _changed(split: ForgetSplit, lent: ForgetSplit, cfg: MethodConfig, lent_cfg:
     changed = []
     for f in dataclasses.fields(split):
         part, copy_ = getattr(split, f.name), getattr(lent, f.name)
-        if isinstance(part, Split) and not (
-                isinstance(copy_, Split) and copy_.x.shape == part.x.shape
-                and copy_.y.shape == part.y.shape and torch.equal(copy_.x, part.x)
+        if isinstance(part, Split) and not (  # torch.equal: same shape and values
+                isinstance(copy_, Split) and torch.equal(copy_.x, part.x)
                 and torch.equal(copy_.y, part.y)):
             changed.append(f"split.{f.name}")
     if lent_cfg != cfg:

@@ -92,7 +92,8 @@ def test_method_lists_are_derived_from_the_traits_declared_at_registration():
     assert registry.BASELINES == ("retain_ft", "rl", "salun", "neggrad_plus", "scrub", "unsir",
                                   "svd", "ga", "l1_sparse")  # the book's order
     assert registry.CLASSIFIER_EDITS == ("svd", "prune")
-    assert classifier_only.IMAGE_ONLY == {"unsir"}
+    assert classifier_only.IMAGE_ONLY == {"unsir", "spotter"}
+    assert registry.having("defence") == ("spotter",) and "spotter" not in registry.BASELINES
     assert traits("svd").edits_classifier and traits("svd").baseline
     assert not traits("prune").baseline and traits("unsir").image_only
     assert registry.OPTIONS["salun"] == ("sparsity",) and registry.OPTIONS["rl"] == ()

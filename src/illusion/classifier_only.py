@@ -121,7 +121,8 @@ def feature_split(model: nn.Module, split: ForgetSplit,
     """The same forget/retain split with every image replaced by its penultimate features."""
     def part(s: Split) -> Split:
         return Split(float32_features(model, s, batch_size), s.y)
-    return ForgetSplit(split.forget_set, *(part(getattr(split, name)) for name in SPLIT_PARTS))
+    return ForgetSplit(split.forget_set, *(part(getattr(split, name)) for name in SPLIT_PARTS),
+                       split.pixels)
 
 
 def _unfreeze(model: nn.Module) -> nn.Module:

@@ -64,6 +64,28 @@ class Split:
         return Split(self.x.to(device), self.y.to(device))
 
 
+@dataclass(frozen=True)
+class Pixels:
+    """How images were normalised: ``x = (pixel / 255 - mean) / std`` per channel. Attacks that
+    bound a perturbation on the [0, 1] image scale (PGD, noise) read it here. Floats in tuples:
+    a method lent a split cannot change it."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def _channels(self, values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+
+    def step(self, size: float, like: torch.Tensor) -> torch.Tensor:
+        """A step of ``size`` on the [0, 1] scale, in normalised units, per channel."""
+        return size / self._channels(self.std, like)
+
+    def bounds(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel values 0 and 1, normalised, per channel (the valid image box)."""
+        mean, std = self._channels(self.mean, like), self._channels(self.std, like)
+        return -mean / std, (1 - mean) / std
+
+
 @dataclass
 class Dataset:
     name: str
@@ -71,6 +93,8 @@ class Dataset:
     train: Split
     val: Split
     test: Split
+    # None: not known (a dataset built by hand); attacks on the image scale then refuse it.
+    pixels: Pixels | None = None
 
     @property
     def num_classes(self) -> int:
@@ -93,7 +117,7 @@ class Dataset:
 
     def to(self, device) -> "Dataset":
         return Dataset(self.name, self.classes, self.train.to(device), self.val.to(device),
-                       self.test.to(device))
+                       self.test.to(device), self.pixels)
 
 
 @dataclass
@@ -107,6 +131,7 @@ class ForgetSplit:
     forget_test: Split
     retain_test: Split
     retain_val: Split
+    pixels: Pixels | None = None  # the dataset's normalisation (Dataset.pixels)
 
 
 def split_forget(data: Dataset, forget_set: ForgetSet, train: Split | None = None) -> ForgetSplit:
@@ -122,7 +147,8 @@ def split_forget(data: Dataset, forget_set: ForgetSet, train: Split | None = Non
     forget_train, retain_train = parts(data.whole_train if train is None else train)
     forget_test, retain_test = parts(data.test)
     _, retain_val = parts(data.val)
-    return ForgetSplit(forget_set, forget_train, retain_train, forget_test, retain_test, retain_val)
+    return ForgetSplit(forget_set, forget_train, retain_train, forget_test, retain_test, retain_val,
+                       data.pixels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,7 +485,8 @@ def load_dataset(cfg: DataConfig, device: str | torch.device = "cpu") -> Dataset
                      torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device))
 
     return Dataset(cfg.name, tuple(classes), split(x_train[fit_idx], y_train[fit_idx]),
-                   split(x_train[val_idx], y_train[val_idx]), split(x_test, y_test))
+                   split(x_train[val_idx], y_train[val_idx]), split(x_test, y_test),
+                   Pixels(tuple(map(float, mean)), tuple(map(float, std))))
 
 
 def _normalisation(name: str, x_fit: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

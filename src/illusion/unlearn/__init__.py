@@ -90,19 +90,24 @@ class Traits:
     # Its loss needs images, not features (UNSIR learns noise in input space): its
     # classifier-only runs cannot use the cached-features protocol.
     image_only: bool = False
+    # Built against an attack beyond the paper (Spotter, against the prototypical attack): the
+    # book runs it in full in Table 1 and in its 'Beyond the paper' chapter, not among the
+    # paper's baselines.
+    defence: bool = False
     # The options it reads from its MethodConfig, besides ``LOOP_OPTIONS``.
     options: tuple[str, ...] = ()
 
 
 def register(name: str, *, baseline: bool = False, edits_classifier: bool = False,
-             image_only: bool = False, options: tuple[str, ...] = ()) -> Callable[[Method], Method]:
+             image_only: bool = False, defence: bool = False,
+             options: tuple[str, ...] = ()) -> Callable[[Method], Method]:
     """Register ``fn`` as method ``name`` with its :class:`Traits` (``fn.traits``)."""
     def add(fn: Method) -> Method:
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = fn
         fn.method_name = name
-        fn.traits = Traits(baseline, edits_classifier, image_only, tuple(options))
+        fn.traits = Traits(baseline, edits_classifier, image_only, defence, tuple(options))
         return fn
     return add
 
@@ -220,5 +225,5 @@ def unlearn(name: str, model: nn.Module, split: ForgetSplit, cfg: MethodConfig,
 
 # Importing the method modules registers them, in this order: the book's (BASELINES keeps it).
 from . import (  # noqa: E402,F401,I001
-    retain_ft, rl, salun, neggrad_plus, scrub, unsir, svd, ga, l1_sparse, prune,
+    retain_ft, rl, salun, neggrad_plus, scrub, unsir, svd, ga, l1_sparse, prune, spotter,
 )

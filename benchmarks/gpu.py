@@ -179,8 +179,15 @@ def method_run(name: str, cfg: MethodConfig, forget: int, retain: int, forget_cl
         return Run(Passes(infer=sampled + min(bs, forget)), 1, 1)
     if name == "prune":
         return Run(Passes(), 0, 0)
+    if name == "spotter":
+        # PGD copies of D_f (each step a gradient through the network), the teacher on D_f and
+        # its copies once, then every epoch D_f and its copies.
+        pgd = int(cfg.option("pgd_steps", 3)) * forget
+        return Run(Passes(train=pgd, infer=3 * forget) + gradient(2 * e * forget),
+                   e * batches(forget, bs), e)
     raise ValueError(f"no pass count for method {name!r}; valid choices: ['ga', 'l1_sparse', "
-                     f"'neggrad_plus', 'prune', 'retain_ft', 'rl', 'salun', 'scrub', 'svd', 'unsir']")
+                     f"'neggrad_plus', 'prune', 'retain_ft', 'rl', 'salun', 'scrub', 'spotter', "
+                     f"'svd', 'unsir']")
 
 
 def _json(*parts) -> str:
@@ -284,17 +291,32 @@ class Counter:
         elif call.method == "layerwise":
             self.add(key, "layer-wise probes", str(call), Passes(infer=self.whole()))
         elif call.method == "relearning":
-            self.features(p, model)  # the head-only attack's
+            self.features(p, model)  # the head-only attacks'
             a, tests = p.attack, self.sizes.classes * self.sizes.test
             evaluations = 1 + a.steps // a.eval_every + (a.steps % a.eval_every > 0)
             forget, retain = self.split(fs)
             batch = min(a.batch_size, retain)
+            attacks = dict(call.kwargs).get("attacks", ("retain_finetune", "few_shot", "head_only"))
+            finetuned = [n for n in attacks if n in ("retain_finetune", "few_shot", "few_shot_fresh")]
+            shots = sum(n.startswith("few_shot") for n in finetuned) * a.shots * len(fs.classes)
             self.add(key, "relearning attacks", str(call),
-                     Passes(train=a.steps * (2 * batch + a.shots * len(fs.classes)),
-                            infer=2 * evaluations * tests))  # retain_finetune and few_shot
+                     Passes(train=a.steps * (len(finetuned) * batch + shots),
+                            infer=len(finetuned) * evaluations * tests))
+        elif call.method in ("prototype_attack", "similarity"):
+            self.features(p, model)  # the test features (CKA: the references' too, counted there)
+            if call.method == "prototype_attack":
+                self.add(key, "prototype attack", str(call), Passes(infer=self.split(fs)[0]))
+        elif call.method == "over_unlearning":
+            forget = self.split(fs)[0]
+            q = p.probes
+            self.add(("perturb", self.model_key(p, plan.ORIGINAL), fs, _json(q)),
+                     "over-unlearning: PGD on the Original", str(fs),
+                     Passes(train=q.ou_steps * forget, infer=3 * forget))
+            self.add(key, "over-unlearning", str(call), Passes(infer=2 * forget))
         else:
             raise ValueError(f"no pass count for table {call.method!r}; valid choices: "
-                             f"['evaluate', 'layerwise', 'metrics', 'relearning']")
+                             f"['evaluate', 'layerwise', 'metrics', 'over_unlearning', "
+                             f"'prototype_attack', 'relearning', 'similarity']")
 
     def curve(self, p: Profile, call: plan.Call) -> None:
         """The method run again, measured at ``points`` steps or every epoch: each point

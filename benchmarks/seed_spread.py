@@ -9,6 +9,7 @@ and machine they came from:
 
     python benchmarks/seed_spread.py --seeds 1234 1235 1236 1237 1238           # run + collect
     python benchmarks/seed_spread.py --seeds 1234 1235 1236 1237 1238 --collect  # collect only
+    python benchmarks/seed_spread.py --seeds ... --chapters 07_beyond   # rerun one, then collect
 
 A chapter whose assertion fails on a seed is recorded (``failed_chapters``) and the run goes
 on: its tables are saved before its checks, so the spread still sees its numbers. The profile's
@@ -43,12 +44,12 @@ from illusion.store import atomic_write_text
 TABLES = {"table1": "02_misalignment", "table3": "05_cmf"}
 # The chapters that assert something (the deviations and reproducibility pages only report).
 CHAPTERS = ("01_setup", "02_misalignment", "03_neural_collapse", "04_classifier_only", "05_cmf",
-            "06_relearning")
+            "06_relearning", "07_beyond")
 
 
-def run_seed(profile: str, seed: int, book_dir: Path) -> list[str]:
-    """Execute the asserting chapters on ``seed``, each notebook in a folder of the seed's own
-    (seeds may run side by side); the chapters whose checks failed."""
+def run_seed(profile: str, seed: int, book_dir: Path, chapters=CHAPTERS) -> list[str]:
+    """Execute the asserting ``chapters`` on ``seed``, each notebook in a folder of the seed's
+    own (seeds may run side by side); the chapters whose checks failed."""
     import tempfile
 
     import torch
@@ -58,7 +59,7 @@ def run_seed(profile: str, seed: int, book_dir: Path) -> list[str]:
     os.environ["OMP_NUM_THREADS"] = "1"  # the chapters' kernels read it
     notebooks = Path(tempfile.mkdtemp(prefix=f"seed{seed}-"))
     failed = []
-    for chapter in CHAPTERS:
+    for chapter in chapters:
         try:
             execute(profile, book_dir, [chapter], seed, notebook_dir=notebooks)
         except PapermillExecutionError as error:
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--collect", action="store_true", help="only collect existing runs")
+    parser.add_argument("--chapters", nargs="+", default=list(CHAPTERS), choices=CHAPTERS,
+                        help="run only these (the others' saved tables must be current)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="seeds side by side (default 1: one after the other)")
     parser.add_argument("--machine-note", default="",
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.collect:
         start = time.perf_counter()
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            runs = {seed: pool.submit(run_seed, args.profile, seed, book_dir) for seed in args.seeds}
+            runs = {seed: pool.submit(run_seed, args.profile, seed, book_dir, args.chapters)
+                    for seed in args.seeds}
             for seed, run in runs.items():
                 print(f"seed {seed}: done after {time.perf_counter() - start:.0f} s, failed "
                       f"chapters {run.result() or 'none'}", flush=True)

@@ -39,7 +39,7 @@ from illusion.book import start
 from illusion.claims import paper_results
 from illusion.embedding import tsne
 from illusion.heads import HEADS, class_means
-from illusion.unlearn import BASELINES
+from illusion.unlearn import BASELINES, having
 
 chapter = start(profile, overrides, "02_misalignment")
 exp = chapter.exp
@@ -50,10 +50,13 @@ exp = chapter.exp
 # The seven baselines of the paper — retain-only fine-tuning, Random Label (RL), SalUn,
 # NegGrad+, SCRUB, UNSIR and the training-free SVD projection of Kodge et al. — and two standard
 # methods beyond its tables, plain gradient ascent (GA) and ℓ1-sparse fine-tuning. Their
-# hyper-parameters are the profile's (printed above); on `paper` they are the paper's.
+# hyper-parameters are the profile's (printed above); on `paper` they are the paper's. Last,
+# beyond the paper, **Spotter** (Ha, Park & Yoon, 2026), a defence built against the
+# prototypical relearning attack of {doc}`07_beyond`: does a method that resists prototypes also
+# escape the linear probe and the nearest class mean?
 
 # %%
-METHODS = list(BASELINES)
+METHODS = [*BASELINES, *having("defence")]
 MODEL_ORDER = ["original", "retrain", *METHODS]
 original = exp.original()
 models = exp.models(METHODS)  # {(name, variant, forget set): Trained}, Original and Retrain too

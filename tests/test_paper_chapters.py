@@ -1,6 +1,6 @@
 """The chapters of the book executed by papermill on the paper profiles, reading stand-ins of
 their datasets in the real on-disk formats (tests/standin.py). The overrides only shrink sizes
-(width, epochs, one forget set per bucket, SGD-probe epochs, attack steps). Every code path of
+(width, epochs, one forget set per bucket, SGD-probe epochs, attack steps and shots). Every code path of
 the paper profiles runs once, not every chapter three times: every chapter on ``paper``
 (ResNet-18, the SGD probe on augmented features, the authors' classifier-only protocol, the
 attacks, the ledger); on ``paper-cifar100`` the chapters that read its own settings (its data,
@@ -38,7 +38,8 @@ def shrink(profile: str) -> dict:
     overrides = {"model.width": 4, "original.epochs": 1, "original.warmup_epochs": 1,
                  "retrain.epochs": 1, "retrain.warmup_epochs": 1, "heads.sgd_epochs": 2,
                  "heads.sgd_patience": 1, "attack.steps": 4, "attack.eval_every": 2,
-                 "attack.batch_size": 16,
+                 "attack.batch_size": 16, "probes.prototype_shots": [1, 2],
+                 "probes.prototype_draws": 1,
                  "buckets": {b: [list(sets[0].classes)] for b, sets in p.buckets.items()}}
     overrides |= {f"methods.{m}.epochs": 1 for m, c in p.methods.items() if c.epochs > 0}
     overrides |= {f"variant_methods.{v}.{m}.epochs": 1 for v, table in p.variant_methods.items()
@@ -99,8 +100,8 @@ def run_chapters(profile, data_root, tmp_path, monkeypatch):
             table = pd.read_csv(results / chapter / f"{name}.csv")
             value = "auc" if name == "recovery_auc" else "accuracy"
             assert len(table) and np.isfinite(table[value]).all(), (chapter, name)
-    if "08_reproducibility" in ran:
-        ledger = pd.read_csv(results / "08_reproducibility" / "claims_ledger.csv")
+    if "09_reproducibility" in ran:
+        ledger = pd.read_csv(results / "09_reproducibility" / "claims_ledger.csv")
         assert list(ledger["claim"]) == ["The setting", "Claim 1", "Claim 2", "Claim 3",
                                          "Claim 4"]
 

@@ -230,7 +230,7 @@ def _kernels_on_one_thread() -> None:
 
 # The chapters that read what the other chapters of the run saved (the reproducibility page:
 # their timings and checks): executed after all of them, never beside them.
-READS_THE_OTHERS = ("08_reproducibility",)
+READS_THE_OTHERS = ("09_reproducibility",)
 
 
 def execute(profile: str, book_dir: Path, only: list[str] | None = None,

@@ -187,6 +187,27 @@ TOLERANCES: dict[str, Tolerance] = {
     "claim4_auc_gain": Tolerance(
         "4", "recovery AUC - Retrain's (few-shot, head-only)", ">", 0.0, "pp",
         "what the features kept comes back faster than in a model that never saw it"),
+    # Evaluations of a method (illusion evaluate): claim 4 under the strongest attack.
+    "claim4_strongest_gain": Tolerance(
+        "4", "strongest attack's recovery - Retrain's strongest", ">", 0.0, "pp",
+        "the attack that recovers the most (fine-tuning from the unlearned or a fresh head, or a "
+        "prototype that keeps the retain classes) gives back more than it can from Retrain"),
+    # Chapter 7 (ours, beyond the paper): probes a classifier edit cannot fool.
+    "prototype_gain": Tolerance(
+        "beyond", "prototype-attack recovery - Retrain's", ">", 0.0, "pp",
+        "what the features kept comes back with no training at all, more than from a model that "
+        "never saw the class (the strongest prototype that keeps the retain classes)"),
+    "defence_prototype_gain": Tolerance(
+        "beyond", "the defence's prototype-attack recovery - Retrain's", "<=", 0.0, "pp",
+        "a defence built against the prototype attack (Spotter) gives back no more than Retrain"),
+    "defence_ou_ratio": Tolerance(
+        "beyond", "the defence's OU@ε (PGD) / Retrain's", "<", 1.0, "x",
+        "its masked distillation keeps what the model says near the forget class (Ha et al.: "
+        "below 0.05x the baseline on CIFAR-10)"),
+    "defence_above_retrain": Tolerance(
+        "beyond", "the defence's LP/NCC forget - Retrain's", ">=", 5.0, "pp",
+        "the open question: a defence against prototypes may still leave the class to a linear "
+        "probe or a nearest class mean, as claim 1 finds for the paper's methods"),
 }
 HIGH_LP_MARGIN = 10.0  # pp of LP forget above Retrain's that make a method "high-LP" (claim 4)
 # pp of retain accuracy a run may lose and still count as keeping it: where chapter 3 reads GA's
@@ -461,6 +482,73 @@ def relearning_checks(relearning: pd.DataFrame, results: pd.DataFrame,
     return _checks(rows)
 
 
+def _high_lp(results: pd.DataFrame, method: str, variant: str = "full") -> bool:
+    """Whether ``method``'s mean LP forget accuracy is :data:`HIGH_LP_MARGIN` pp above
+    Retrain's over their shared forget sets (claim 4's units)."""
+    mine, base = _rows(results, method, variant), _rows(results, "retrain")
+    sets = _forget_sets(mine, base)
+    return _mean(mine, "lp", "forget", sets) - _mean(base, "lp", "forget", sets) >= HIGH_LP_MARGIN
+
+
+def _strongest_gain(recovery: pd.DataFrame, method: str, variant: str = "full") -> float:
+    """Mean over the forget sets ``method`` shares with Retrain of (its strongest attack's
+    recovery - Retrain's strongest), ``recovery``: attacks stacked, with ``keeps_retain``
+    where it applies (:func:`illusion.attacks.strongest`)."""
+    from .attacks import strongest
+
+    best = strongest(recovery, by=("model", "variant", "forget_set"))
+    mine, base = _rows(best, method, variant), _rows(best, "retrain")
+    sets = _forget_sets(mine, base)
+    pick = lambda t: t[t["forget_set"].astype(str).isin(sets)]["auc"].mean()  # noqa: E731
+    return float(pick(mine) - pick(base)) if sets else float("nan")
+
+
+def strongest_attack_checks(recovery: pd.DataFrame, results: pd.DataFrame,
+                            variants=("full",)) -> pd.DataFrame:
+    """``illusion evaluate``'s claim 4: for every method of ``variants``, the recovery of the
+    attack that recovers the most from it minus the most any attack recovers from Retrain
+    (``recovery``: fine-tuning AUCs and prototype recoveries stacked, per model, variant,
+    forget set and attack), on the high-LP methods of ``results``."""
+    rows = []
+    for variant in variants:
+        for m in _methods(recovery, variant):
+            unit = m if variant == "full" else f"{m}/{variant}"
+            rows.append(("claim4_strongest_gain", unit, _strongest_gain(recovery, m, variant),
+                         _high_lp(results, m, variant)))
+    return _checks(rows)
+
+
+def beyond_checks(prototype: pd.DataFrame, over_unlearning: pd.DataFrame,
+                  results: pd.DataFrame, defences=("spotter",)) -> pd.DataFrame:
+    """Chapter 7 (ours): for every method in full but the ``defences``, its strongest
+    prototype recovery minus Retrain's (``prototype``: :func:`illusion.attacks.
+    prototype_recovery` per model, variant and forget set), on the high-LP methods of
+    ``results`` (Table 1) as claim 4; for each defence, the same gain, its OU@ε (PGD) over
+    Retrain's (``over_unlearning``: model, variant, forget_set, perturbation, value) and its LP and NCC
+    forget accuracy above Retrain's, means over the forget sets they share."""
+    rows = []
+    for m in _methods(prototype, "full"):
+        gain = _strongest_gain(prototype, m)
+        if m in defences:
+            rows.append(("defence_prototype_gain", m, gain))
+        else:
+            rows.append(("prototype_gain", m, gain, _high_lp(results, m)))
+    pgd = over_unlearning[over_unlearning["perturbation"] == "pgd"]
+    base_rows = _rows(results, "retrain")
+    for d in defences:
+        mine, base = _rows(pgd, d), _rows(pgd, "retrain")
+        sets = _forget_sets(mine, base)
+        if sets:
+            pick = lambda t: t[t["forget_set"].astype(str).isin(sets)]["value"].mean()  # noqa: E731
+            rows.append(("defence_ou_ratio", d, pick(mine) / pick(base)))
+        own = _rows(results, d)
+        sets = _forget_sets(own, base_rows)
+        for head in _heads(own, base_rows):
+            rows.append(("defence_above_retrain", f"{d}/{head}",
+                         _mean(own, head, "forget", sets) - _mean(base_rows, head, "forget", sets)))
+    return _checks(rows)
+
+
 def with_second_opinion(check: Callable[..., pd.DataFrame], results: pd.DataFrame,
                         *args, **kwargs) -> pd.DataFrame:
     """``check(results, *args, **kwargs)`` (a chapter's check function on its results table,
@@ -554,6 +642,9 @@ def run_checks(profile: str, run: str) -> pd.DataFrame:
                                load("04_classifier_only", "classifier_geometry")),
         cmf_checks(load("05_cmf", "table3"), closeness, agreement),
         relearning_checks(load("06_relearning", "recovery_auc"), table1),
+        beyond_checks(load("07_beyond", "prototype_recovery"), load("07_beyond", "over_unlearning"),
+                      table1),
+        strongest_attack_checks(load("07_beyond", "attack_recovery"), table1),
     ], ignore_index=True)
     return checks[[not TOLERANCES[c].exact for c in checks["check"]]].reset_index(drop=True)
 
@@ -643,7 +734,7 @@ def report(decided: pd.DataFrame, profile: str) -> pd.DataFrame:
 # One verdict per claim: every chapter's banner, the ledger and the landing page read it here
 
 # The claims in reading order ("setup": the setting's checks of chapter 1).
-CLAIM_ORDER = ("setup", "1", "2", "3", "4")
+CLAIM_ORDER = ("setup", "1", "2", "3", "4", "beyond")
 STATEMENTS = {
     "setup": "A strong Original, and the paper's SGD probe and a converged L-BFGS probe "
              "agree on it and on Retrain",
@@ -653,11 +744,14 @@ STATEMENTS = {
        "unlearning gives 0 forget and unchanged retain accuracy",
     "3": "A class-mean-feature (CMF) classifier removes the classifier shortcut",
     "4": "Output-level success hides information that simple fine-tuning brings back",
+    "beyond": "Ours, not the paper's: a prototype written into the classifier, with no "
+              "training, brings back what the features kept; Spotter, the defence built "
+              "against it, resists it and keeps its outputs near the forget class",
 }
 
 
 def claim_title(claim: str) -> str:
-    return "The setting" if claim == "setup" else f"Claim {claim}"
+    return {"setup": "The setting", "beyond": "Beyond the paper (ours)"}.get(claim, f"Claim {claim}")
 
 
 def verdict_of(decided: pd.DataFrame) -> tuple[str, str]:

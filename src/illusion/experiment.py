@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import classifier_only, cmf
-from .attacks import run_attacks
+from .attacks import PROTOTYPE_FORMS, prototype_attack, run_attacks
 from .config import PROFILES, ForgetSet, MethodConfig, Profile, SettingError, get_profile, resolve
 from .curves import StepCounter, check_resolution, probe_subset, quick_heads, unlearning_curve
 from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget
@@ -31,7 +31,9 @@ from .heads import (GEOMETRIES, HEADS, SECOND_OPINION, SECOND_OPINION_PROBE, Aug
                     Features, evaluate_features, features, head_geometry, layerwise_probe,
                     mia_and_alignment, train_augmentation)
 from .models import backbone_changes, build_model
+from .over_unlearning import over_unlearning, perturb, references
 from .results import labelled
+from .similarity import linear_cka
 from .store import Store, spec_key
 from .train import DivergedError, check_finite, fit, resolve_device
 from .unlearn import METHODS, Context, check_options, having, unlearn
@@ -175,6 +177,9 @@ class Experiment:
         self._feature_source: dict[str, str] = {}
         self._head_fits: dict[tuple[str, str, str], dict] = {}
         self._feature_splits: dict[ForgetSet, ForgetSplit] = {}
+        # Forget set -> its perturbed forget images and the Original's masked softmax on them
+        # (over-unlearning), made once for every model measured on it.
+        self._perturbed: dict[ForgetSet, tuple[dict, dict]] = {}
 
     # ---------------------------------------------------------------- data
     @property
@@ -536,6 +541,75 @@ class Experiment:
                                  features=self.features(trained))
             return labelled(curves, **trained.provenance(forget_set))
         return self.store.table("relearning", spec, compute)
+
+    # ------------------------------------------------------------ probes beyond the paper
+    def prototype_attack(self, trained: Trained,
+                         forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
+        """The training-free prototypical relearning attack on ``trained`` with the profile's
+        budgets (``probes``; tidy: model, variant, forget_set, form, alpha, shots,
+        forget_accuracy, retain_accuracy; :func:`illusion.attacks.prototype_attack`)."""
+        self._require_finite(trained)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
+        probes = self.profile.probes
+        budget = {"shots": list(probes.prototype_shots), "alphas": list(probes.prototype_alphas),
+                  "forms": list(PROTOTYPE_FORMS), "draws": probes.prototype_draws}
+        spec = {"kind": "prototype_attack", "model": trained.key, "forget_set": forget_set,
+                "budget": budget, "seed": self.profile.seed}
+
+        def compute() -> pd.DataFrame:
+            table = prototype_attack(trained.model, self.split(forget_set), seed=self.profile.seed,
+                                     features=self.features(trained), **budget)
+            return labelled(table, **trained.provenance(forget_set))
+        return self.store.table("prototype_attacks", spec, compute)
+
+    def over_unlearning(self, trained: Trained,
+                        forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
+        """OU@ε of ``trained`` on the forget training images of ``forget_set`` perturbed by
+        targeted PGD and by Gaussian noise (tidy: model, variant, forget_set, perturbation,
+        value; :mod:`illusion.over_unlearning`), against the Original's masked softmax."""
+        self._require_finite(trained)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
+        probes, original = self.profile.probes, self.original()
+        settings = {"epsilon": probes.ou_epsilon, "step": probes.ou_step,
+                    "steps": probes.ou_steps, "sigma": probes.ou_sigma}
+        spec = {"kind": "over_unlearning", "model": trained.key, "forget_set": forget_set,
+                "original": original.key, "settings": settings, "seed": self.profile.seed}
+
+        def compute() -> pd.DataFrame:
+            if forget_set not in self._perturbed:
+                split = self.split(forget_set)
+                images = perturb(original.model, split.forget_train, split.pixels,
+                                 seed=self.profile.seed, **settings)
+                self._perturbed[forget_set] = (images, references(original.model, images,
+                                                                  forget_set.classes))
+            images, reference = self._perturbed[forget_set]
+            values = over_unlearning(trained.model, images, reference)
+            table = pd.DataFrame({"perturbation": list(values), "value": list(values.values())})
+            return labelled(table, **trained.provenance(forget_set))
+        return self.store.table("over_unlearning", spec, compute)
+
+    def similarity(self, trained: Trained,
+                   forget_set: ForgetSet | int | str | None = None) -> pd.DataFrame:
+        """Linear CKA between ``trained``'s penultimate features on the test split and the
+        Original's and Retrain's (of ``forget_set``), on the retain and the forget images
+        separately (tidy: model, variant, forget_set, reference, split, cka;
+        :func:`illusion.similarity.linear_cka`)."""
+        self._require_finite(trained)
+        forget_set = self.forget_set(forget_set if forget_set is not None else trained.forget_set)
+        refs = {"original": self.original(), "retrain": self.retrain(forget_set)}
+        spec = {"kind": "similarity", "model": trained.key, "forget_set": forget_set,
+                "references": {name: ref.key for name, ref in refs.items()}}
+
+        def compute() -> pd.DataFrame:
+            mine = self.features(trained)
+            is_forget = torch.isin(mine.test_y, torch.tensor(forget_set.classes,
+                                                             device=mine.test_y.device))
+            rows = [{"reference": name, "split": split,
+                     "cka": linear_cka(mine.test[part], self.features(ref).test[part])}
+                    for name, ref in refs.items()
+                    for split, part in (("retain", ~is_forget), ("forget", is_forget))]
+            return labelled(pd.DataFrame(rows), **trained.provenance(forget_set))
+        return self.store.table("similarity", spec, compute)
 
 
 def _same_backbone(model: nn.Module, other: nn.Module) -> bool:

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 from .config import ForgetSet, Profile, paper_cmf_epochs, resolve
+from .attacks import FRESH_ATTACKS
 from .experiment import Experiment
 from .heads import SECOND_OPINION_PROBE
 from .paths import cache_dir, data_dir
@@ -157,10 +158,11 @@ def requests(p: Profile) -> list[tuple[str, Call]]:
     for model, fs in kinds:
         calls += [evaluate(model, fs, heads=("lp",), lp=lp) for lp in ("lbfgs", "sgd")]
 
-    # 02_misalignment: every baseline in full with its heads (both probes) and metrics; on the
-    # first single-class forget set, RL's curve and the layer-wise probes.
+    # 02_misalignment: every baseline (and defence) in full with its heads (both probes) and
+    # metrics; on the first single-class forget set, RL's curve and the layer-wise probes.
+    defences = having("defence")
     for fs in fss:
-        for model in (ORIGINAL, retrains[fs], *(unlearned(m, fs) for m in baselines)):
+        for model in (ORIGINAL, retrains[fs], *(unlearned(m, fs) for m in (*baselines, *defences))):
             calls += [*both_probes(model, fs), table("metrics", model, fs)]
     if single:
         calls.append(curve("rl", first, points=8))
@@ -175,7 +177,7 @@ def requests(p: Profile) -> list[tuple[str, Call]]:
     for fs in fss:
         calls += [*both_probes(ORIGINAL, fs), *both_probes(retrains[fs], fs),
                   table("metrics", ORIGINAL, fs)]
-        for m in p.methods:
+        for m in (m for m in p.methods if m not in defences):
             calls += both_probes(unlearned(m, fs), fs)
             if m not in edits:
                 learnt = unlearned(m, fs, "classifier_only")
@@ -196,13 +198,21 @@ def requests(p: Profile) -> list[tuple[str, Call]]:
     calls += [curve(m, first, "cmf", epochs=epochs, at="epoch")
               for m, epochs in paper_cmf_epochs(p).items()]
 
-    # 06_relearning and 08_reproducibility: the attacks on every variant of the attacked forget
+    # 06_relearning and 09_reproducibility: the attacks on every variant of the attacked forget
     # sets; the heads of every variant on every forget set, and of the CMF Original.
     calls += [table("relearning", model, fs) for model, fs in all_variants(p, p.attacked_forget_sets)]
     calls += [c for model, fs in all_variants(p, fss) for c in both_probes(model, fs)]
     calls += [evaluate(CMF_ORIGINAL, fs) for fs in fss]
 
-    # 07_deviations: classifier-only RL, SalUn and NegGrad+ in this profile's protocol and in the
+    # 07_beyond: the probes beyond the paper on every baseline and defence in full, the
+    # Original and Retrain, on the attacked forget sets.
+    for fs in p.attacked_forget_sets:
+        for model in (ORIGINAL, retrains[fs], *(unlearned(m, fs) for m in (*baselines, *defences))):
+            calls += [table(kind, model, fs) for kind in
+                      ("prototype_attack", "over_unlearning", "similarity", "relearning")]
+            calls.append(table("relearning", model, fs, attacks=FRESH_ATTACKS))
+
+    # 08_deviations: classifier-only RL, SalUn and NegGrad+ in this profile's protocol and in the
     # authors'; the heads on augmented training features; the MIA models (features only).
     requested = [(MAIN, call) for call in calls]
     for m in ("rl", "salun", "neggrad_plus"):
@@ -269,8 +279,10 @@ def plan(profile: str, overrides: Mapping[str, Any] | str | None = None) -> dict
             if call not in calls:
                 calls.append(call)
     for (where, model), calls in tables.items():
-        # Every table but the layer-wise probes reads the Original's features too.
-        add(Node(tuple(calls), where), [train(model, where), train(ORIGINAL, where)])
+        # Every table but the layer-wise probes reads the Original's features too, and the
+        # similarity table Retrain's.
+        retrains = [train(retrain(c.args[1]), where) for c in calls if c.method == "similarity"]
+        add(Node(tuple(calls), where), [train(model, where), train(ORIGINAL, where), *retrains])
     return graph
 
 

@@ -22,7 +22,7 @@ from illusion.unlearn import METHODS, traits
 # Tiny sizes: one forget set, one epoch, a short attack.
 TINY = {"data.train_per_class": 30, "data.test_per_class": 10, "original.epochs": 1,
         "retrain.epochs": 1, "attack.steps": 2, "attack.eval_every": 1,
-        "heads.lbfgs_max_iter": 20}
+        "heads.lbfgs_max_iter": 20, "probes.prototype_shots": [1, 5]}
 PACKAGE = "illusion_outside_testpkg"
 METHODS_PY = '''
 import torch
@@ -77,6 +77,17 @@ def silence_bias(model, split, cfg, ctx):
     """A training-free edit of the last layer; a CMF head has no bias to edit."""
     with torch.no_grad():
         for c in split.forget_set.classes:
+            model.fc.bias[c] = -1e4
+    return model
+
+
+@declare(edits_classifier=True, epochs=0, lr=0.0, fixed=("epochs", "lr"))
+def zero_rows(model, split, cfg, ctx):
+    """Classifier surgery only: the forget rows zeroed, their biases -1e4. Every feature is the
+    Original's; no fine-tuning from this head moves such a bias."""
+    with torch.no_grad():
+        for c in split.forget_set.classes:
+            model.fc.weight[c] = 0
             model.fc.bias[c] = -1e4
     return model
 
@@ -166,7 +177,10 @@ def test_an_entry_point_method_gets_the_report_of_a_builtin(package, store_dir, 
             assert heads["tiny_outside", "classifier_only", h, s] == heads["original", "full", h, s]
 
     auc = report.recovery_auc
-    assert set(auc["attack"]) == {"retain_finetune", "few_shot", "head_only"}
+    assert set(auc["attack"]) == {"retain_finetune", "few_shot", "head_only", "few_shot_fresh",
+                                  "head_only_fresh", *(f"prototype ({form}, α={alpha:g})"
+                                                       for form in ("cosine", "l2")
+                                                       for alpha in (0.5, 1))}
     assert {("tiny_outside", v) for v in ("full", "classifier_only", "cmf")} <= set(
         map(tuple, auc[keys].drop_duplicates().to_numpy()))
     # Every claim judged by the book's checks, with this method as the unit of each.
@@ -176,7 +190,7 @@ def test_an_entry_point_method_gets_the_report_of_a_builtin(package, store_dir, 
     assert {"check", "subject", "value", "verdict", "expected", "second_opinion",
             "probe"} <= set(checks.columns)
     assert {"claim1_output_forget", "claim2_output_forget", "claim2_heads_unchanged",
-            "claim3_tracks", "claim3_illusion", "claim4_auc_gain"} <= set(checks["check"])
+            "claim3_tracks", "claim3_illusion", "claim4_strongest_gain"} <= set(checks["check"])
     assert checks["subject"].str.match(r"tiny_outside($|[/:])").all(), checks["subject"]
     assert checks["verdict"].isin(claims.VERDICTS).all()
     for row in report.claims.itertuples():  # the verdict of a claim is that of its checks
@@ -186,7 +200,7 @@ def test_an_entry_point_method_gets_the_report_of_a_builtin(package, store_dir, 
     # On smoke every method, built-in or not, takes the profile's common LR (0.01).
     assert report.meta["settings"]["cmf"]["lr"] == get_profile("smoke").method("rl", "cmf").lr
     text = report.summary()
-    for title in ("Table 1", "Table 2", "Table 3", "recovery AUC", "Claims ledger", "Verdicts"):
+    for title in ("Table 1", "Table 2", "Table 3", "Relearning: recovery", "Strongest attack", "Over-unlearning", "Claims ledger", "Verdicts"):
         assert title in text
     assert f"Claim 4 ({SHORT['4']}): {report.claims.loc[3, 'verdict']}" in text
 
@@ -338,6 +352,32 @@ def test_a_classifier_edit_runs_in_full_only_and_says_why(package, store_dir, mo
     out = report.table1[(report.table1["model"] == "silence_bias")
                         & (report.table1["head"] == "output")]
     assert out.set_index("split")["accuracy"]["forget"] == 0.0
+
+
+def test_a_logit_trick_does_not_pass_the_relearning_test(package, store_dir, monkeypatch):
+    """Zero forget rows and -1e4 biases: output forget accuracy 0, the features untouched.
+    Fine-tuning from that head gives nothing back; an attack no head edit stops (from a fresh
+    head, or a prototype) does, so the report finds the class recoverable, above Retrain,
+    under its strongest attack. (TINY's one-epoch models are at chance: this needs a model
+    that learnt the class.)"""
+    monkeypatch.setenv("ILLUSION_CACHE", str(store_dir))
+    report = evaluate_method(f"{PACKAGE}.methods:zero_rows", "smoke", ["0"],
+                             {"original.epochs": 8, "retrain.epochs": 8, "attack.steps": 10,
+                              "attack.eval_every": 5, "probes.prototype_shots": [1, 5]})
+    out = report.table1[(report.table1["model"] == "zero_rows")
+                        & (report.table1["head"] == "output")]
+    assert out.set_index("split")["accuracy"]["forget"] == 0.0
+    auc = report.recovery_auc.set_index(["model", "attack"])["auc"]
+    assert auc["zero_rows", "head_only"] == 0.0 and auc["zero_rows", "few_shot"] == 0.0
+    best = report.strongest.set_index("model")
+    assert best.loc["zero_rows", "attack"] not in ("head_only", "few_shot")
+    assert best.loc["zero_rows", "auc"] > best.loc["retrain", "auc"]
+    check = report.checks.set_index("check").loc["claim4_strongest_gain"]
+    assert check["subject"] == "zero_rows" and check["value"] > 0
+    assert set(report.prototype_attack["model"]) == {"original", "retrain", "zero_rows"}
+    assert set(report.over_unlearning["perturbation"]) == {"pgd", "gaussian"}
+    assert report.similarity["cka"].between(0, 1 + 1e-9).all()
+    assert f"zero_rows (forget set 0): {best.loc['zero_rows', 'attack']}" in report.summary()
 
 
 def test_a_failing_variant_leaves_the_rest_of_the_report(package, store_dir, monkeypatch,

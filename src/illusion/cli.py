@@ -14,24 +14,44 @@ message naming the value and the valid choices, before anything is computed or w
 method that fails while it runs ends with status 1, and nothing of it is stored or written.
 
     illusion audit --checkpoint model.pt --dataset fashion-mnist --forget 6 \\
-                   [--retrain retrain.pt] [--profile default] [--out DIR] [--attack-steps N]
+                   [--retrain retrain.pt] [--original original.pt] [--profile default]
+                   [--out DIR] [--attack-steps N]
     illusion audit --config audit.json          # the same keys in a JSON object
 
 For the unlearned model (and the Retrain model, when given) it prints and saves under
-``--out`` (``report.json`` and one CSV per table):
+``--out`` (``report.json`` and one CSV per table), measured as the book measures (chapters 2-7:
+the same functions, the profile's settings):
 
 - ``heads.csv``: Output / LP / NCC accuracy on test retain and test forget;
 - ``geometry.csv``: NC1-NC4 (``illusion.geometry.nc_metrics``), the mean cosine between each
   classifier row and its centred class mean for forget and retain classes, MIA efficacy;
 - ``alignment.csv``: that cosine per class;
-- ``relearning.csv`` / ``recovery.csv``: relearning curves (``illusion.attacks``) and their AUC.
+- ``relearning.csv``: relearning curves of every attack of ``illusion.attacks.ATTACKS``, those
+  from a fresh head (``few_shot_fresh``, ``head_only_fresh``) included;
+- ``prototype.csv``: the training-free prototypical relearning attack
+  (``illusion.attacks.prototype_attack``, the profile's ``probes.prototype_*`` budgets; it runs
+  even with ``--attack-steps 0``, which skips only the fine-tuning attacks);
+- ``recovery.csv``: one recovery per model and attack (model, attack, auc, keeps_retain): the
+  fine-tuning curves' AUC and each prototype configuration's mean forget accuracy over its
+  budgets (``illusion.attacks.prototype_recovery``; ``keeps_retain`` False where it costs more
+  than ``PROTOTYPE_RETAIN_KEPT`` pp of retain accuracy, always True for fine-tuning);
+- ``strongest.csv``: per model, the attack that gives back the most among those that keep the
+  retain classes (``illusion.attacks.strongest``);
+- ``over_unlearning.csv``: OU@ε (``illusion.over_unlearning``: mean JS divergence to the
+  Original's masked softmax on the forget training images perturbed by targeted PGD and by
+  Gaussian noise, the profile's ``probes.ou_*`` settings) of the model, the Retrain and the
+  Original; it needs ``--original`` (the Original model's checkpoint) and is empty without it;
+- ``similarity.csv``: linear CKA (``illusion.similarity.linear_cka``) of the model's (and the
+  Retrain's) penultimate test features with the Original's and the Retrain's, whichever are
+  given, on test retain and test forget separately.
 
-Checkpoints. Either a *state dict* of an ``illusion.models`` ResNet (``resnet10``/``resnet18``/``resnet50``
-with the CIFAR stem; keys ``conv1.weight``, ``bn1.*``, ``stages.<i>.<j>.*``, ``fc.weight``,
-``fc.bias``), saved with ``torch.save(model.state_dict(), path)`` or as the artifact store's
-payload ``{"state_dict": ..., "record": ..., "_key": ...}``, loaded with ``weights_only=True``
-(width, input channels and number of classes are read from ``conv1.weight`` and
-``fc.weight``; a CMF head's buffers ``fc.weight/mu/tau/normalize_first`` are recognised). Or a
+Checkpoints (``--checkpoint``, ``--retrain``, ``--original``). Either a *state dict* of an
+``illusion.models`` ResNet (``resnet10``/``resnet18``/``resnet50``, with the CIFAR stem;
+keys ``conv1.weight``, ``bn1.*``, ``stages.<i>.<j>.*``, ``fc.weight``, ``fc.bias``), saved
+with ``torch.save(model.state_dict(), path)`` or as the artifact store's payload
+``{"state_dict": ..., "record": ..., "_key": ...}``, loaded with ``weights_only=True`` (width,
+input channels and number of classes are read from ``conv1.weight`` and ``fc.weight``; a
+CMF head's buffers ``fc.weight/mu/tau/normalize_first`` are recognised). Or a
 *TorchScript* module (``torch.jit.save(torch.jit.script(model), path)``) that exposes
 ``features(x)`` (penultimate features) and ``fc`` (the last linear layer) with
 ``model(x) == model.fc(model.features(x))``; ``torch.jit.trace`` keeps only ``forward`` and
@@ -49,14 +69,15 @@ setting) ends with exit status 2 before anything is computed.
 
 Bad input (a missing or unreadable file, a state dict of another architecture, a checkpoint
 with NaN or infinite weights, a class count that differs from the dataset's, an unknown dataset,
-a forget class out of range, a relearning budget out of range, an existing file as ``--out``)
-is found before any computation and ends with exit status 2 and a one-line message naming the
-problem and the valid choices.
+a forget class out of range, a relearning budget out of range, an existing file as ``--out``;
+the same for ``--retrain`` and ``--original``) is found before any computation and ends with
+exit status 2 and a one-line message naming the problem and the valid choices.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -78,15 +99,16 @@ from .models import ARCHITECTURES, build_model, infer_architecture
 from .train import DivergedError, check_finite, resolve_device
 
 # Settings of an audit with their defaults (None: required, read from the checkpoint, or, for
-# the relearning budget, the profile's ``attack`` settings, as the book's chapter 6 uses them).
+# the relearning budget, the profile's ``attack`` settings, as the book's chapter 6 uses them;
+# ``retrain`` and ``original``: optional checkpoints to compare against).
 DEFAULTS: dict[str, Any] = {
     "checkpoint": None, "dataset": None, "forget": None,
-    "arch": None, "width": None, "profile": "default", "retrain": None,
+    "arch": None, "width": None, "profile": "default", "retrain": None, "original": None,
     "out": "illusion-audit", "attack_steps": None, "attack_lr": None, "shots": None,
     "device": "auto", "seed": None,
 }
 REQUIRED = ("checkpoint", "dataset", "forget")
-PATH_KEYS = ("checkpoint", "retrain", "out")
+PATH_KEYS = ("checkpoint", "retrain", "original", "out")
 NUMBERS = {"width": int, "attack_steps": int, "shots": int, "seed": int, "attack_lr": float}
 
 
@@ -226,16 +248,24 @@ def load_checkpoint(path: str | Path, arch: str | None = None,
 
 @dataclass
 class AuditReport:
-    """Tidy tables of one audit; ``model`` is ``checkpoint`` or ``retrain`` in each."""
+    """Tidy tables of one audit; ``model`` is ``checkpoint`` or ``retrain`` in each (and
+    ``original`` in ``over_unlearning``); ``similarity``'s ``reference`` is ``original`` or
+    ``retrain``."""
 
     meta: dict
     heads: pd.DataFrame       # model, head, split, accuracy, seconds
     geometry: pd.DataFrame    # model, metric, value
     alignment: pd.DataFrame   # model, class, cosine, count, forget
     relearning: pd.DataFrame  # model, attack, step, forget_accuracy, retain_accuracy
-    recovery: pd.DataFrame    # model, attack, auc
+    prototype: pd.DataFrame   # model, form, alpha, shots, forget_accuracy, retain_accuracy,
+    #                           retain_before
+    recovery: pd.DataFrame    # model, attack, auc, keeps_retain
+    strongest: pd.DataFrame   # model, attack, auc
+    over_unlearning: pd.DataFrame  # model, perturbation, value
+    similarity: pd.DataFrame  # model, reference, split, cka
 
-    TABLES = ("heads", "geometry", "alignment", "relearning", "recovery")
+    TABLES = ("heads", "geometry", "alignment", "relearning", "prototype", "recovery",
+              "strongest", "over_unlearning", "similarity")
 
     def to_dict(self) -> dict:
         """Plain JSON types (NaN becomes null)."""
@@ -261,18 +291,47 @@ class AuditReport:
                  f"{m['num_classes']} classes) on {m['dataset']} (profile {m['profile']}), "
                  f"forget set {m['forget_set']} {m['forget_names']}, device {m['device']}"]
 
-        def block(title: str, table: pd.DataFrame, index, value: str) -> None:
+        def block(title: str, table: pd.DataFrame, index, value: str,
+                  digits: int = 2) -> None:
             if table.empty:
                 return
             wide = table.pivot_table(index=index, columns="model", values=value, sort=False,
                                      dropna=False)
-            lines.extend(["", title, wide.to_string(float_format=lambda v: f"{v:8.2f}")])
+            lines.extend(["", title,
+                          wide.to_string(float_format=lambda v: f"{v:8.{digits}f}")])
 
         block("Accuracy (%) on test retain / forget", self.heads, ["head", "split"], "accuracy")
         block("Geometry (train features) and MIA efficacy (%)", self.geometry, "metric", "value")
         if not self.recovery.empty:
-            block(f"Relearning: mean forget accuracy (%) over {m['attack_steps']} steps (AUC)",
-                  self.recovery, "attack", "auc")
+            # A prototype configuration that breaks the retain classes is marked, not hidden.
+            shown = self.recovery.assign(auc=[
+                f"{auc:6.2f}" + ("" if keeps else " x")
+                for auc, keeps in zip(self.recovery["auc"], self.recovery["keeps_retain"])])
+            wide = shown.pivot_table(index="attack", columns="model", values="auc",
+                                     aggfunc="first", sort=False)
+            probes = m.get("probes", {})
+            lines.extend([
+                "", f"Recovery (%): fine-tuning attacks, mean forget accuracy over "
+                    f"{m['attack_steps']} steps (AUC); prototypes, mean over K = "
+                    f"{list(probes.get('prototype_shots', []))} (x: costs more than "
+                    f"{m.get('prototype_retain_kept', 0):g} pp of retain accuracy, not counted)",
+                wide.fillna("").to_string()])
+        if not self.recovery.empty:
+            best = {model: f"{attack} {auc:.2f}" for model, attack, auc in
+                    self.strongest[["model", "attack", "auc"]].itertuples(index=False)}
+            lines.extend(["", "Strongest attack (recovery, %): " + "; ".join(
+                f"{model}: {best.get(model, 'none that keeps the retain classes')}"
+                for model in self.recovery["model"].unique())])
+        if m.get("original"):
+            block("Over-unlearning OU@ε (mean JS divergence to the Original's masked softmax, "
+                  "at most ln 2)", self.over_unlearning, "perturbation", "value", digits=4)
+        else:
+            lines.extend(["", "Over-unlearning OU@ε: needs --original (the Original model's "
+                              "checkpoint); not measured"])
+        block("Linear CKA of penultimate test features with the reference", self.similarity,
+              ["reference", "split"], "cka", digits=4)
+        if self.similarity.empty:
+            lines.extend(["", "Linear CKA: needs --original or --retrain; not measured"])
         return "\n".join(lines)
 
 
@@ -342,7 +401,8 @@ def _load(paths: Mapping[str, Path], arch: str | None, width: int | None, settin
           run_device: torch.device, forget_set: ForgetSet, attack_steps: int, shots: int
           ) -> tuple[dict[str, tuple[nn.Module, str]], Dataset, ForgetSplit]:
     """The checkpoints (each finite), the dataset and its forget split, checked against each
-    other: class count, image channels, forget classes, few-shot attack's shots."""
+    other: class count, image channels, forget classes, the few-shot and prototype attacks'
+    shots, the normalisation over-unlearning perturbs on (with an Original)."""
     loaded = {name: load_checkpoint(p, arch, width if name == "checkpoint" else None)
               for name, p in paths.items()}
     for name, (model, _) in loaded.items():
@@ -374,6 +434,16 @@ def _load(paths: Mapping[str, Path], arch: str | None, width: int | None, settin
     if attack_steps and shots > fewest:
         raise AuditError(f"shots={shots} exceeds the {fewest} training images of the smallest "
                          f"forget class; choose shots <= {fewest}")
+    most = max(settings.probes.prototype_shots)
+    if most > fewest:
+        raise AuditError(f"the prototype attack's budget K = {most} (profile "
+                         f"{settings.name!r}, probes.prototype_shots) exceeds the {fewest} "
+                         f"training images of the smallest forget class; audit on a profile "
+                         f"whose budgets are <= {fewest}")
+    if "original" in loaded and split.pixels is None:
+        raise AuditError(f"over-unlearning (--original) perturbs images on the [0, 1] pixel "
+                         f"scale, but dataset {dataset!r} was loaded without its normalisation "
+                         f"(Dataset.pixels)")
     return loaded, data, split
 
 
@@ -382,10 +452,13 @@ def _measure(name: str, model: nn.Module, path: Path, data: Dataset, split: Forg
              stage: Callable[[str], None]) -> dict[str, Any]:
     """Every table of one model, with the library's functions: heads
     (:func:`illusion.heads.evaluate_features`), NC metrics, MIA and alignment
-    (:func:`illusion.heads.mia_and_alignment`) and, with a ``budget`` (the keyword arguments
-    of :func:`illusion.attacks.run_attacks`), relearning curves. ``stage(name)`` announces
-    each stage (to the progress bar)."""
-    from .attacks import recovery_table, run_attacks
+    (:func:`illusion.heads.mia_and_alignment`), the prototypical relearning attack with the
+    profile's ``probes`` budgets (:func:`illusion.attacks.prototype_attack`) and, with a
+    ``budget`` (the keyword arguments of :func:`illusion.attacks.run_attacks`), the curves of
+    every attack (its default ``names``, the fresh-head attacks included). Its raw features
+    come back as ``"features"`` (for :func:`_compare`). ``stage(name)`` announces each stage
+    (to the progress bar)."""
+    from .attacks import prototype_attack, prototype_recovery, recovery_table, run_attacks
     from .geometry import nc_metrics
     from .heads import (evaluate_features, features, head_geometry, mia_and_alignment,
                         train_augmentation)
@@ -411,57 +484,141 @@ def _measure(name: str, model: nn.Module, path: Path, data: Dataset, split: Forg
     geometry |= {AUDIT_METRICS[k]: values[k] for k in AUDIT_METRICS}
     measured["geometry"] = [{"model": name, "metric": k, "value": v} for k, v in geometry.items()]
     measured["alignment"] = labelled(cosines, model=name)
+    recovery = []
     if budget:
         stage("relearning")
-        # The head-only attack reads these same features, as the book's relearning does.
+        # The head-only attacks read these same features, as the book's relearning does.
         curve = run_attacks(model, split, seed=seed, train=data.whole_train, features=raw,
                             **budget)
         measured["relearning"] = labelled(curve, model=name)
-        measured["recovery"] = labelled(recovery_table(curve, by=("attack",)), model=name)
+        recovery.append(labelled(recovery_table(curve, by=("attack",)), model=name)
+                        .assign(keeps_retain=True))
+    stage("prototypes")
+    # Training-free, so it runs whatever the fine-tuning budget (chapter 7's protocol).
+    probes = settings.probes
+    table = labelled(prototype_attack(model, split, shots=list(probes.prototype_shots),
+                                      alphas=list(probes.prototype_alphas),
+                                      draws=probes.prototype_draws, seed=seed, features=raw),
+                     model=name)
+    measured["prototype"] = table
+    recovery.append(prototype_recovery(table, by=("model",)))
+    measured["recovery"] = pd.concat(recovery, ignore_index=True)
+    measured["features"] = raw
     return measured
 
 
-def _report(meta: dict, measured: list[dict[str, Any]]) -> AuditReport:
-    """The tables of every model (:func:`_measure`) stacked into one report."""
+def _compare(loaded: Mapping[str, tuple[nn.Module, str]], features: Mapping[str, Any],
+             data: Dataset, split: ForgetSplit, forget_set: ForgetSet, settings: Profile,
+             seed: int, device: torch.device,
+             stage: Callable[[str], None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The probes that compare the audited models with the Original and the Retrain, as the
+    book's chapter 7 computes them: OU@ε (:mod:`illusion.over_unlearning`; with an Original)
+    of every model, the Original's own included, and the linear CKA
+    (:func:`illusion.similarity.linear_cka`) of each audited model's raw penultimate test
+    features (``features``: name -> :class:`~illusion.heads.Features` of :func:`_measure`)
+    with the Original's and the Retrain's, on test retain and test forget."""
+    from .heads import extract
+    from .over_unlearning import over_unlearning, perturb, references
+    from .similarity import linear_cka
+
+    ou = pd.DataFrame(columns=["model", "perturbation", "value"])
+    tests = {name: f.test for name, f in features.items()}
+    if "original" in loaded:
+        original = loaded["original"][0].to(device).eval()
+        stage("original: over-unlearning")
+        probes = settings.probes
+        try:
+            images = perturb(original, split.forget_train, split.pixels,
+                             epsilon=probes.ou_epsilon, step=probes.ou_step,
+                             steps=probes.ou_steps, sigma=probes.ou_sigma, seed=seed)
+            refs = references(original, images, forget_set.classes)
+            rows = [{"model": name, "perturbation": kind, "value": value}
+                    for name, (model, _) in loaded.items()
+                    for kind, value in over_unlearning(model.to(device).eval(), images,
+                                                       refs).items()]
+            # The Original's test features, extracted once, as Experiment.features does.
+            tests["original"] = extract(original, data.test)[0]
+        except ValueError as error:  # a model whose outputs are not finite there
+            raise AuditError(str(error)) from None
+        except RuntimeError as error:
+            raise AuditError(f"the Original cannot process images of "
+                             f"{settings.data.name!r} of shape "
+                             f"{tuple(data.test.x.shape[1:])}: {str(error).splitlines()[0]}"
+                             ) from None
+        ou = pd.DataFrame(rows, columns=ou.columns)
+    stage("similarity")
+    test_y = data.test.y
+    is_forget = torch.isin(test_y, torch.tensor(forget_set.classes, device=test_y.device))
+    rows = [{"model": name, "reference": reference, "split": part,
+             "cka": linear_cka(tests[name][mask], tests[reference][mask])}
+            for name in features for reference in ("original", "retrain")
+            if reference in tests and reference != name
+            for part, mask in (("retain", ~is_forget), ("forget", is_forget))]
+    return ou, pd.DataFrame(rows, columns=["model", "reference", "split", "cka"])
+
+
+def _report(meta: dict, measured: list[dict[str, Any]], over_unlearning: pd.DataFrame,
+            similarity: pd.DataFrame) -> AuditReport:
+    """The tables of every model (:func:`_measure`) stacked into one report, with each model's
+    strongest attack (:func:`illusion.attacks.strongest`) and the comparisons of
+    :func:`_compare`."""
+    from .attacks import strongest
+
     def stacked(table: str, columns: list[str]) -> pd.DataFrame:
         parts = [m[table] for m in measured if table in m]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    recovery = stacked("recovery", ["model", "attack", "auc", "keeps_retain"])
     return AuditReport(
         meta, stacked("heads", ["model", "head", "split", "accuracy", "seconds"]),
         pd.DataFrame([row for m in measured for row in m["geometry"]],
                      columns=["model", "metric", "value"]),
         stacked("alignment", ["model", "class", "cosine", "count", "forget"]),
         stacked("relearning", ["model", "attack", "step", "forget_accuracy", "retain_accuracy"]),
-        stacked("recovery", ["model", "attack", "auc"]))
+        stacked("prototype", ["model", "form", "alpha", "shots", "forget_accuracy",
+                              "retain_accuracy", "retain_before"]),
+        recovery, strongest(recovery, by=("model",)), over_unlearning, similarity)
 
 
 def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
           width: int | None = None, profile: str = "default", retrain: str | Path | None = None,
           attack_steps: int | None = None, attack_lr: float | None = None,
           shots: int | None = None, device: str = "auto", seed: int | None = None,
-          progress: bool = True) -> AuditReport:
+          original: str | Path | None = None, progress: bool = True) -> AuditReport:
     """Audit the model at ``checkpoint`` (and ``retrain``) on ``dataset`` for ``forget``
     (a class id, ``"2-4-6"`` or a list), measured as the book measures on ``profile``: its
-    data subset, head settings, feature augmentation and relearning budget (``attack_steps``,
-    ``attack_lr`` and ``shots`` override the budget's; ``attack_steps=0`` skips relearning)."""
+    data subset, head settings, feature augmentation, relearning budget (``attack_steps``,
+    ``attack_lr`` and ``shots`` override the budget's; ``attack_steps=0`` skips the
+    fine-tuning attacks) and probe settings (``probes``: prototype budgets, OU@ε's
+    perturbations). ``original``, the Original model's checkpoint (loaded and checked like
+    ``retrain``), enables OU@ε and the CKA with the Original."""
+    from .attacks import PROTOTYPE_RETAIN_KEPT
+
     settings, forget_set, run_device, budget = _checked_settings(
         dataset, profile, forget, device, attack_steps, attack_lr, shots, seed)
     seed = settings.seed if seed is None else seed
     paths = {"checkpoint": Path(checkpoint)}
     if retrain is not None:
         paths["retrain"] = Path(retrain)
+    if original is not None:
+        paths["original"] = Path(original)
     loaded, data, split = _load(paths, arch, width, settings, run_device, forget_set,
                                 budget["steps"], budget["shots"])
     budget = budget if budget["steps"] else None
 
-    bar = tqdm(total=len(loaded), desc="audit", file=sys.stderr, disable=not progress,
+    audited = [name for name in loaded if name != "original"]  # the Original is a reference
+    bar = tqdm(total=len(audited) + 1, desc="audit", file=sys.stderr, disable=not progress,
                leave=False)
     measured = []
-    for name, (model, _) in loaded.items():
+    for name in audited:
+        model = loaded[name][0]
         measured.append(_measure(name, model.to(run_device).eval(), paths[name], data, split,
                                  forget_set, settings, seed, budget,
                                  lambda stage, name=name: bar.set_postfix_str(f"{name}: {stage}")))
         bar.update()
+    features = {name: m.pop("features") for name, m in zip(audited, measured)}
+    over_unlearning, similarity = _compare(loaded, features, data, split, forget_set, settings,
+                                           seed, run_device, bar.set_postfix_str)
+    bar.update()
     bar.close()
 
     m0, kind = loaded["checkpoint"]
@@ -469,6 +626,7 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
     meta = {
         "checkpoint": str(paths["checkpoint"]), "checkpoint_kind": kind,
         "retrain": str(paths["retrain"]) if "retrain" in paths else None,
+        "original": str(paths["original"]) if "original" in paths else None,
         "arch": getattr(m0, "arch", arch or "torchscript"),
         "width": conv.out_channels if isinstance(conv, nn.Conv2d) else width,
         "num_classes": data.num_classes, "dataset": dataset, "profile": profile,
@@ -477,9 +635,12 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         "device": str(run_device), "seed": seed,
         "attack_steps": budget["steps"] if budget else 0,
         "attack_lr": budget["lr"] if budget else None,
-        "shots": budget["shots"] if budget else None, "torch": torch.__version__,
+        "shots": budget["shots"] if budget else None,
+        "probes": {k: list(v) if isinstance(v, tuple) else v
+                   for k, v in dataclasses.asdict(settings.probes).items()},
+        "prototype_retain_kept": PROTOTYPE_RETAIN_KEPT, "torch": torch.__version__,
     }
-    return _report(meta, measured)
+    return _report(meta, measured, over_unlearning, similarity)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,8 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     a = commands.add_parser(
         "audit", help="representation-level report of a checkpoint",
-        description="Output/LP/NCC accuracy, alignment, NC metrics, MIA and relearning of a "
-                    "checkpoint (and of a Retrain checkpoint), printed and saved as JSON + CSV.")
+        description="Output/LP/NCC accuracy, alignment, NC metrics, MIA, relearning (fine-"
+                    "tuning, fresh-head and prototype attacks, the strongest of them), "
+                    "over-unlearning OU@ε (with --original) and CKA with the Original and the "
+                    "Retrain of a checkpoint (and of a Retrain checkpoint), printed and saved "
+                    "as JSON + CSV.")
     # Every default is None here so that --config values can fill what the command line left
     # out; the real defaults are in DEFAULTS (and shown in the help).
     a.add_argument("--config", metavar="FILE.json",
@@ -508,9 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"data subset, head settings and relearning budget, measured as the "
                         f"book measures on it (default: {DEFAULTS['profile']})")
     a.add_argument("--retrain", metavar="PATH", help="Retrain checkpoint to compare against")
+    a.add_argument("--original", metavar="PATH",
+                   help="Original checkpoint (the model before unlearning): enables "
+                        "over-unlearning OU@ε and the CKA with the Original")
     a.add_argument("--out", metavar="DIR", help=f"output folder (default: {DEFAULTS['out']})")
     a.add_argument("--attack-steps", type=int, dest="attack_steps",
-                   help="relearning budget in steps, 0 to skip (default: the profile's attack.steps)")
+                   help="relearning budget in steps, 0 to skip the fine-tuning attacks (the "
+                        "training-free prototype attack still runs; default: the profile's "
+                        "attack.steps)")
     a.add_argument("--attack-lr", type=float, dest="attack_lr",
                    help="relearning learning rate (default: the profile's attack.lr)")
     a.add_argument("--shots", type=int,

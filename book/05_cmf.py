@@ -518,18 +518,18 @@ verdicts
 # whose spread straddles its threshold is *not decided* at this scale. Neither list relaxes a
 # tolerance.
 #
-# On `default` (one epoch of unlearning, where the paper runs three or four), over the three
+# On `default` (one epoch of unlearning, where the paper runs three or four), over the five
 # seeds of the committed spread, LP by the paper's SGD probe: the illusion is exposed as the
-# paper says — RL and SalUn under CMF keep 77% and 78% (± 3%) of the CMF Original's output
+# paper says — RL and SalUn under CMF keep 78% and 79% (± 3%) of the CMF Original's output
 # forget accuracy — and, with LP and NCC measured in the CMF geometry as the authors do, the
-# output head tracks NCC for every CMF variant (largest mean gap 2.7 pp, NegGrad+; UNSIR's
-# 2.1 ± 1.5 pp is within two standard deviations of the 5 pp threshold, so *not decided*).
-# Where CMF should lower the representation heads below the base method, it does on every seed
-# for RL's LP (−4.5 ± 1.4 pp), SalUn's LP (−3.1 ± 0.7 pp) and NCC (−15 ± 3 pp) and UNSIR's
-# NCC (−21 ± 3 pp); SCRUB's LP (−0.0 ± 2.2 pp) and NCC (+2.5 ± 1.9 pp) move less than the
-# seeds do: *not decided*. The probe matters here: under the converged L-BFGS probe (the second
-# opinion in the table), five earlier seeds had RL's and SalUn's LP not decided and SCRUB + CMF
-# keeping its LP above SCRUB's on every seed (+2.6 ± 1.0 pp), a part then recorded as failing.
+# output head tracks NCC for every CMF variant (largest mean gap 2.4 ± 0.9 pp, NegGrad+; UNSIR
+# 1.5 ± 1.4 pp). Where CMF should lower the representation heads below the base method, it does
+# on every seed for RL's LP (−4.1 ± 1.1 pp), SalUn's LP (−3.2 ± 0.7 pp) and NCC (−15 ± 3 pp)
+# and UNSIR's NCC (−21 ± 2 pp); SCRUB's LP (+0.2 ± 1.6 pp) and NCC (+1.7 ± 1.9 pp) move less
+# than the seeds do: *not decided*. The probe matters here: under the converged L-BFGS probe
+# (the second opinion in the table), five earlier seeds had RL's and SalUn's LP not decided and
+# SCRUB + CMF keeping its LP above SCRUB's on every seed (+2.6 ± 1.0 pp), a part then recorded
+# as failing.
 # Measured with the raw features instead (the second view above), NCC forget is 5-20 pp higher
 # and `tracks` failed for four of five methods: that failure, recorded by an earlier build, came
 # from measuring in the wrong geometry.

@@ -361,6 +361,13 @@ def render(root: Path) -> Path:
     config = root / "_build" / "_config.yml"
     atomic_write_text(yaml.safe_dump(book_config(root / "_config.yml", repository()),
                                      sort_keys=False), config)
+    # Sphinx builds incrementally and never deletes: the page of a renamed or removed chapter
+    # would stay in the book, unlinked and stale.
+    pages = root / "_build" / "html" / "book"
+    sources = {p.stem for p in (root / "book").iterdir() if p.suffix in (".py", ".md")}
+    for page in pages.glob("*.html") if pages.is_dir() else ():
+        if page.stem not in sources:
+            page.unlink()
     subprocess.run([str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
                     "--config", str(config), "--warningiserror", "--keep-going", "-q"],
                    check=True)

@@ -94,16 +94,18 @@ def run_chapters(profile, data_root, tmp_path, monkeypatch):
     probes = pd.read_csv(results / "01_setup" / "linear_probes.csv")
     assert np.isfinite(probes.select_dtypes("number")).all().all()
     ran = {c.stem for c in chapters}
-    for chapter, name in [("04_classifier_only", "table2"), ("05_cmf", "table3"),
-                          ("06_relearning", "recovery_auc")]:
+    for chapter, name, value in [("04_classifier_only", "table2", "accuracy"),
+                                 ("05_cmf", "table3", "accuracy"),
+                                 ("06_relearning", "recovery_auc", "auc"),
+                                 ("07_beyond", "prototype_recovery", "auc"),
+                                 ("07_beyond", "over_unlearning", "value")]:
         if chapter in ran:
             table = pd.read_csv(results / chapter / f"{name}.csv")
-            value = "auc" if name == "recovery_auc" else "accuracy"
             assert len(table) and np.isfinite(table[value]).all(), (chapter, name)
     if "09_reproducibility" in ran:
         ledger = pd.read_csv(results / "09_reproducibility" / "claims_ledger.csv")
         assert list(ledger["claim"]) == ["The setting", "Claim 1", "Claim 2", "Claim 3",
-                                         "Claim 4"]
+                                         "Claim 4", "Beyond the paper (ours)"]
 
 
 # One class per profile: make test's xdist workers take one scope (class, module or notebook)

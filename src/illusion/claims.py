@@ -764,7 +764,8 @@ STATEMENTS = {
     "4": "Output-level success hides information that simple fine-tuning brings back",
     "beyond": "Ours, not the paper's: a prototype written into the classifier, with no "
               "training, brings back what the features kept; Spotter, the defence built "
-              "against it, resists it and keeps its outputs near the forget class",
+              "against it, should resist it and keeps its outputs near the forget class, yet "
+              "its features still give the class to the linear probe and the NCC",
 }
 
 

@@ -223,6 +223,17 @@ def trainable_head(fc: nn.Module) -> tuple[nn.Linear, Callable[[torch.Tensor], t
     return head, (lambda f: inputs(f).detach()) if inputs is not None else (lambda f: f)
 
 
+def _test_features(model: nn.Module, split: ForgetSplit, inputs: Callable, features: Features | None
+                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The (head input, label) pairs of the test forget and test retain images: ``inputs`` of
+    the cached ``features`` where given, else of features extracted from ``split``."""
+    if features is None:
+        return [(inputs(extract(model, s)[0]), s.y) for s in (split.forget_test, split.retain_test)]
+    is_forget = torch.isin(features.test_y, torch.tensor(split.forget_set.classes,
+                                                         device=features.test_y.device))
+    return [(inputs(features.test[m]), features.test_y[m]) for m in (is_forget, ~is_forget)]
+
+
 def head_only(model: nn.Module, split: ForgetSplit, train: Split | None = None,
               steps: int = 100, lr: float = 0.01, batch_size: int = 128, eval_every: int = 10,
               seed: int = 1234, features: Features | None = None,
@@ -240,16 +251,13 @@ def head_only(model: nn.Module, split: ForgetSplit, train: Split | None = None,
     if fresh:
         reset_rows(head.weight.data, head.bias.data, split.forget_set.classes)
     if features is not None:
-        is_forget = torch.isin(features.test_y, torch.tensor(split.forget_set.classes,
-                                                             device=features.test_y.device))
         cached = Split(inputs(features.train), features.train_y)
-        tests = [(inputs(features.test[m]), features.test_y[m]) for m in (is_forget, ~is_forget)]
     else:
         if train is None:
             train = Split(torch.cat([split.forget_train.x, split.retain_train.x]),
                           torch.cat([split.forget_train.y, split.retain_train.y]))
         cached = Split(inputs(extract(model, train)[0]), train.y)
-        tests = [(inputs(extract(model, s)[0]), s.y) for s in (split.forget_test, split.retain_test)]
+    tests = _test_features(model, split, inputs, features)
     optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9)
     stream = _endless(cached, batch_size, torch.Generator().manual_seed(seed))
 
@@ -410,11 +418,7 @@ def prototype_attack(model: nn.Module, split: ForgetSplit, shots=(1, 5, 10, 50),
             raise ValueError(f"asked for {shots[-1]} shots of class {c}, the forget set has "
                              f"only {len(images)} images of it")
         pools.append(inputs(extract(model, images)[0]).double())
-    if features is not None:
-        is_forget = torch.isin(features.test_y, torch.tensor(classes, device=features.test_y.device))
-        tests = [(inputs(features.test[m]), features.test_y[m]) for m in (is_forget, ~is_forget)]
-    else:
-        tests = [(inputs(extract(model, s)[0]), s.y) for s in (split.forget_test, split.retain_test)]
+    tests = _test_features(model, split, inputs, features)
 
     def accuracy_of(w: torch.Tensor, b: torch.Tensor, f: torch.Tensor, y: torch.Tensor) -> float:
         return (100.0 * (f.double() @ w.double().T + b.double()).argmax(1).eq(y).double().mean().item()

@@ -37,11 +37,12 @@ from .models import INFERENCE_BATCH_SIZE
 PERTURBATIONS = ("pgd", "gaussian")
 
 
-def masked_softmax(logits: torch.Tensor, classes) -> torch.Tensor:
-    """Softmax with the probabilities of ``classes`` set to 0 and the rest renormalised (the
-    1e-10 guard of the authors' code keeps a row whose whole mass was on those classes
-    finite)."""
-    p = torch.softmax(logits.double(), dim=1)
+def masked_softmax(logits: torch.Tensor, classes,
+                   dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Softmax (in ``dtype``) with the probabilities of ``classes`` set to 0 and the rest
+    renormalised (the 1e-10 guard of the authors' code keeps a row whose whole mass was on
+    those classes finite): OU@ε's reference, and Spotter's masked teacher."""
+    p = torch.softmax(logits.to(dtype), dim=1)
     p[:, list(classes)] = 0
     return p / (p.sum(1, keepdim=True) + 1e-10)
 

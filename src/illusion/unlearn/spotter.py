@@ -4,7 +4,8 @@ which writes the mean feature of a few forget images into the classifier. Spotte
 Original model on the forget images alone, with no retain data:
 
 - a *masked teacher*: the frozen starting model's softmax with every forget class's
-  probability set to 0 and the rest renormalised (:func:`masked_teacher`), distilled into the
+  probability set to 0 and the rest renormalised (the reference of OU@ε,
+  :func:`~illusion.over_unlearning.masked_softmax`), distilled into the
   student (temperature 1, no T² factor) on the clean forget images and on one adversarial copy
   of each;
 - a *dispersion* loss on the student's penultimate features of the clean forget batch
@@ -44,20 +45,9 @@ from ..attacks import targeted_pgd
 from ..config import MethodConfig
 from ..data import ForgetSplit, Split, batches
 from ..device import extract
+from ..over_unlearning import masked_softmax
 from . import Context, register
 from ._loop import run_epochs, sgd
-
-RENORMALISE_GUARD = 1e-10  # added to the retain mass before renormalising (authors' code)
-
-
-def masked_teacher(teacher_logits: torch.Tensor, forget_classes: torch.Tensor) -> torch.Tensor:
-    """The teacher's softmax with the forget classes' probabilities set to 0, renormalised over
-    the other classes (the sum guarded by 1e-10)."""
-    probs = torch.softmax(teacher_logits.float(), dim=1)
-    keep = torch.ones(probs.shape[1], dtype=torch.bool, device=probs.device)
-    keep[forget_classes.to(probs.device)] = False
-    probs = probs * keep
-    return probs / (probs.sum(1, keepdim=True) + RENORMALISE_GUARD)
 
 
 def masked_kl(student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -117,14 +107,15 @@ def spotter(model: nn.Module, split: ForgetSplit, cfg: MethodConfig, ctx: Contex
         raise ValueError("spotter trains on the forget images; this split has none")
     teacher = copy.deepcopy(ctx.teacher if ctx.teacher is not None else model).eval()
     teacher.requires_grad_(False)
-    forget_classes = torch.tensor(split.forget_set.classes, device=forget.y.device)
 
     # Once, before training: the adversarial copies and the masked teacher of every image
     # (the teacher is frozen and the images are not augmented, so its outputs never change).
     adversarial, _ = targeted_pgd(teacher, forget.x, forget.y, split.pixels, epsilon, step,
                                   steps, generator=ctx.generator)
-    clean_target = masked_teacher(extract(teacher, forget.x, teacher), forget_classes)
-    adversarial_target = masked_teacher(extract(teacher, adversarial, teacher), forget_classes)
+    classes = split.forget_set.classes
+    clean_target = masked_softmax(extract(teacher, forget.x, teacher), classes, torch.float32)
+    adversarial_target = masked_softmax(extract(teacher, adversarial, teacher), classes,
+                                        torch.float32)
     index = torch.arange(len(forget), device=forget.y.device)
 
     def epoch_batches(epoch: int):

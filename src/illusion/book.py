@@ -20,6 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from .config import SettingError
+from .models import PretrainedWeightsMissing, describe_model, ensure_pretrained
 from .paths import project_root, results_dir
 from .store import atomic_write_text
 
@@ -48,8 +50,8 @@ class Collapsed:
 def summary_line(exp) -> str:
     """One line naming what a chapter runs on: profile, dataset, model, seed and device."""
     p = exp.profile
-    return (f"profile {p.name!r}, dataset {p.data.name}, model {p.model.arch} (width "
-            f"{p.model.width}), seed {p.seed}, device {exp.device}")
+    return (f"profile {p.name!r}, dataset {p.data.name}, model {describe_model(p.model)}, "
+            f"seed {p.seed}, device {exp.device}")
 
 
 def asserts_checks(profile) -> bool:
@@ -250,7 +252,11 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
     from .results import run_name
 
     parameters = {"profile": profile} | ({"overrides": {"seed": seed}} if seed is not None else {})
-    run = run_name(resolve(profile, parameters.get("overrides")))
+    resolved = resolve(profile, parameters.get("overrides"))
+    # A profile that promises pretrained weights stops here, before any chapter trains, when
+    # they are neither cached nor downloadable.
+    ensure_pretrained(resolved.model)
+    run = run_name(resolved)
     notebook_dir = notebook_dir or book_dir
     timings: list[tuple[str, float]] = []
     failed: list[tuple[str, BaseException]] = []
@@ -447,7 +453,10 @@ def main(argv: list[str] | None = None) -> None:
     root = project_root()
     book_dir = root / "book"
     if args.command == "execute":
-        execute(args.profile, book_dir, args.chapter, args.seed, jobs=args.jobs)
+        try:
+            execute(args.profile, book_dir, args.chapter, args.seed, jobs=args.jobs)
+        except (PretrainedWeightsMissing, SettingError) as error:
+            parser.exit(2, f"python -m illusion.book execute: {error}\n")
     elif args.command == "prepare":
         prepare(args.profile, book_dir, args.out, args.chapter)
     elif args.command == "render":

@@ -30,7 +30,7 @@ from .data import Dataset, ForgetSplit, Split, load_dataset, split_forget
 from .heads import (GEOMETRIES, HEADS, SECOND_OPINION, SECOND_OPINION_PROBE, Augmentation,
                     Features, evaluate_features, features, head_geometry, layerwise_probe,
                     mia_and_alignment, train_augmentation)
-from .models import backbone_changes, build_model
+from .models import backbone_changes, ensure_pretrained, model_from_config
 from .over_unlearning import over_unlearning, perturb, references
 from .results import labelled
 from .similarity import linear_cka
@@ -208,9 +208,12 @@ class Experiment:
         return self._splits[forget_set]
 
     def new_model(self) -> nn.Module:
+        # Pretrained weights the profile promises are found (or fetched) before any training:
+        # every trained model starts here.
+        ensure_pretrained(self.profile.model)
         torch.manual_seed(self.profile.seed)
-        m = self.profile.model
-        return build_model(m.arch, self.data.num_classes, self.data.in_channels, m.width, self.device)
+        return model_from_config(self.profile.model, self.data.num_classes,
+                                 self.data.in_channels, self.device)
 
     # ---------------------------------------------------------------- models
     def _trained(self, name: str, variant: str, forget_set: ForgetSet | None, spec: dict,

@@ -224,12 +224,13 @@ def split_accuracy(pred: torch.Tensor, y: torch.Tensor, forget: ForgetSet) -> di
 
 def layerwise_probe(model: nn.Module, train: Split, test: Split, forget: ForgetSet,
                     cfg: HeadConfig) -> pd.DataFrame:
-    """A linear probe (L-BFGS) on the pooled output of the stem and of each stage (tidy:
-    stage, split, accuracy): where in the network the forgotten classes stay separable."""
+    """A linear probe (L-BFGS) on the pooled output of each of the model's stages
+    (``stage_names``: the stem and stages of a ResNet, the blocks of a ViT; tidy: stage, split,
+    accuracy): where in the network the forgotten classes stay separable."""
     parts = [device.extract(model, s.x, lambda x: [f.float() for f in model.stage_features(x)])
              for s in (train, test)]
     rows = []
-    names = ["stem"] + [f"stage {i}" for i in range(1, len(parts[0]))]
+    names = model.stage_names
     for name, train_f, test_f in zip(names, *parts):
         probe = fit_linear_probe(train_f, train.y, model.fc.out_features, cfg, "lbfgs")
         with torch.no_grad():

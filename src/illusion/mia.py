@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.svm import SVC
 
 
 def confidence(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -48,6 +47,7 @@ def mia_efficacy(retain_logits: torch.Tensor, retain_y: torch.Tensor,
 def _non_member_percent(members: np.ndarray, outsiders: np.ndarray, target: np.ndarray) -> float:
     """Percent of ``target`` that an RBF SVC (C=3, gamma='auto') fitted on members (1) against
     outsiders (0) calls non-member."""
+    from sklearn.svm import SVC  # here: importing scikit-learn costs every chapter ~1 s
     attacker = SVC(C=3, gamma="auto", kernel="rbf")
     attacker.fit(np.concatenate([members, outsiders]),
                  np.r_[np.ones(len(members)), np.zeros(len(outsiders))])

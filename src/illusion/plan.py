@@ -39,6 +39,7 @@ from .config import ForgetSet, Profile, paper_cmf_epochs, resolve
 from .attacks import FRESH_ATTACKS
 from .experiment import Experiment
 from .heads import SECOND_OPINION_PROBE
+from .models import ensure_pretrained
 from .paths import cache_dir, data_dir
 from .store import Store
 from .unlearn import having
@@ -490,6 +491,8 @@ def run(profile: str = "default", overrides: Mapping[str, Any] | None = None,
         raise PlanError(f"address {address!r} is for the 'ray' executor, not {executor!r}")
     start = time.perf_counter()
     graph = plan(profile, overrides)
+    # Missing pretrained weights stop the run here, not in a worker after others started.
+    ensure_pretrained(resolve(profile, overrides).model)
     config = Config(profile, dict(overrides or {}), str(store or cache_dir()))
     summary = Summary(executor, planned=len(graph))
     steps = (run_ray(graph, config, address) if executor == "ray" else

@@ -3,19 +3,27 @@
 
     illusion evaluate --method mypkg.mymod:my_unlearn --profile default \\
                       [--forget-sets 6 2-4-6] [--set methods.my_unlearn.lr=1e-3] [--out DIR]
+                      [--model timm:NAME|torchvision:NAME|resnet18 [--input-size N]
+                       [--model-option KEY=VALUE ...]]
 
 runs the method (built-in, an entry point of group ``illusion.methods``, or ``module:function``;
 see :mod:`illusion.outside` for how it declares its traits and settings) in full, classifier-only
 and under CMF, with the Original and Retrain, and prints and saves its rows of Tables 1-3, its
 relearning AUCs and the verdict on every claim it can be judged on
-(:mod:`illusion.evaluation`). Bad input (an unknown method, a module that does not import, a
-module without that function, a bad setting or forget set) ends with exit status 2 and a
+(:mod:`illusion.evaluation`). It trains every model itself, on the profile's architecture or
+on ``--model``'s (``--model A --input-size N --model-option depth=2`` are
+``--set model.arch=A --set model.input_size=N --set model.options.depth=2``; a timm or
+torchvision model so chosen is built once, untrained, to check the name and options). Bad
+input (an unknown method, a module that does not import, a module without that function, a
+bad setting or forget set, an unknown model or model option) ends with exit status 2 and a
 message naming the value and the valid choices, before anything is computed or written; a
 method that fails while it runs ends with status 1, and nothing of it is stored or written.
 
     illusion audit --checkpoint model.pt --dataset fashion-mnist --forget 6 \\
                    [--retrain retrain.pt] [--original original.pt] [--profile default]
                    [--out DIR] [--attack-steps N]
+                   [--model timm:NAME|torchvision:NAME|resnet18 [--input-size N]
+                    [--model-option KEY=VALUE ...]]
     illusion audit --config audit.json          # the same keys in a JSON object
 
 For the unlearned model (and the Retrain model, when given) it prints and saves under
@@ -45,17 +53,38 @@ the same functions, the profile's settings):
   Retrain's) penultimate test features with the Original's and the Retrain's, whichever are
   given, on test retain and test forget separately.
 
-Checkpoints (``--checkpoint``, ``--retrain``, ``--original``). Either a *state dict* of an
-``illusion.models`` ResNet (``resnet10``/``resnet18``/``resnet50``, with the CIFAR stem;
-keys ``conv1.weight``, ``bn1.*``, ``stages.<i>.<j>.*``, ``fc.weight``, ``fc.bias``), saved
-with ``torch.save(model.state_dict(), path)`` or as the artifact store's payload
-``{"state_dict": ..., "record": ..., "_key": ...}``, loaded with ``weights_only=True`` (width,
-input channels and number of classes are read from ``conv1.weight`` and ``fc.weight``; a
-CMF head's buffers ``fc.weight/mu/tau/normalize_first`` are recognised). Or a
-*TorchScript* module (``torch.jit.save(torch.jit.script(model), path)``) that exposes
-``features(x)`` (penultimate features) and ``fc`` (the last linear layer) with
-``model(x) == model.fc(model.features(x))``; ``torch.jit.trace`` keeps only ``forward`` and
-is not enough.
+Checkpoints (``--checkpoint``, ``--retrain``, ``--original``; one ``--model`` for all three).
+State dicts are saved with ``torch.save(model.state_dict(), path)`` or as the artifact store's
+payload ``{"state_dict": ..., "record": ..., "_key": ...}`` and loaded with
+``weights_only=True``; the ``module.`` (DataParallel) and ``_orig_mod.`` (torch.compile)
+prefixes are dropped. Three kinds:
+
+- without ``--model`` (or with ``--model resnet18`` etc., the same as ``--arch``): a state
+  dict of an ``illusion.models`` ResNet (``resnet10``/``resnet18``/``resnet50``, with the
+  CIFAR stem; keys ``conv1.weight``, ``bn1.*``, ``stages.<i>.<j>.*``, ``fc.weight``,
+  ``fc.bias``): width, input channels and number of classes are read from ``conv1.weight``
+  and ``fc.weight``, the layout from the keys; a CMF head's buffers
+  ``fc.weight/mu/tau/normalize_first`` are recognised;
+- with ``--model timm:NAME`` or ``--model torchvision:NAME``: a state dict of the model that
+  library builds, with its own keys (``torch.save(model.state_dict())`` of
+  ``timm.create_model(NAME, ...)`` or ``torchvision.models.get_model(NAME, ...)``:
+  ``head.weight``, ``fc.weight``, ``classifier.6.weight``, ``heads.head.weight``, ...), or the
+  store's payload of our adapted model (keys ``body.*``, ``fc.*``, a CMF head included). The
+  model is built without pretrained weights (``pretrained=False``), with ``--model-option
+  KEY=VALUE`` as keyword arguments of the constructor (``depth=2``; values read as JSON
+  when they parse) and ``--input-size N`` (images resized to N pixels a side, a ViT built for
+  them; :class:`illusion.models.Adapted`); its number of classes is read from the
+  classifier's weight, a timm model's input channels from its first 4-d weight (stem or
+  patch embedding; else the dataset's); the keys then load strictly, and grey images are
+  repeated over a colour model's channels;
+- a *TorchScript* module (``torch.jit.save(torch.jit.script(model), path)``; ``--model`` does
+  not apply) that exposes ``features(x)`` (penultimate features) and ``fc`` (the last linear
+  layer) with ``model(x) == model.fc(model.features(x))``; ``torch.jit.trace`` keeps only
+  ``forward`` and is not enough.
+
+A state dict whose keys do not match gets one line naming the first missing and unexpected
+keys and shape mismatches, the architecture tried (without ``--model``, our three ResNets)
+and, when the keys look like a torchvision ResNet's or a ViT's, the ``--model`` to pass.
 
     illusion run --profile default [--set seed=1235] [--executor processes|ray] [--jobs N]
                  [--address HOST:PORT]
@@ -67,11 +96,13 @@ per core or ``--jobs``), or as tasks on a Ray cluster (``ray``: a new local one,
 per node that computed something and a summary. Bad input (an unknown profile, executor or
 setting) ends with exit status 2 before anything is computed.
 
-Bad input (a missing or unreadable file, a state dict of another architecture, a checkpoint
-with NaN or infinite weights, a class count that differs from the dataset's, an unknown dataset,
-a forget class out of range, a relearning budget out of range, an existing file as ``--out``;
-the same for ``--retrain`` and ``--original``) is found before any computation and ends with
-exit status 2 and a one-line message naming the problem and the valid choices.
+Bad input (a missing or unreadable file, a state dict of another architecture, an unknown
+``--model`` or model option, ``--width`` with a timm/torchvision model or ``--input-size`` /
+``--model-option`` with ours, a checkpoint with NaN or infinite weights, a class count that
+differs from the dataset's, an unknown dataset, a forget class out of range, a relearning
+budget out of range, an existing file as ``--out``; the same for ``--retrain`` and
+``--original``) is found before any computation and ends with exit status 2 and a one-line
+message naming the problem and the valid choices.
 """
 
 from __future__ import annotations
@@ -95,7 +126,8 @@ from tqdm.std import tqdm  # the text bar: tqdm.auto warns in kernels without ip
 
 from .config import PROFILES, SEED, ForgetSet, Profile, SettingError, resolve
 from .data import SOURCES, Dataset, DataUnavailable, ForgetSplit, load_dataset, split_forget
-from .models import ARCHITECTURES, build_model, infer_architecture
+from .models import (ARCHITECTURES, Adapted, adapt, build_model, build_native,
+                     PretrainedWeightsMissing, infer_architecture, split_arch)
 from .train import DivergedError, check_finite, resolve_device
 
 # Settings of an audit with their defaults (None: required, read from the checkpoint, or, for
@@ -105,11 +137,21 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint": None, "dataset": None, "forget": None,
     "arch": None, "width": None, "profile": "default", "retrain": None, "original": None,
     "out": "illusion-audit", "attack_steps": None, "attack_lr": None, "shots": None,
-    "device": "auto", "seed": None,
+    "device": "auto", "seed": None, "model": None, "input_size": None, "model_options": None,
 }
 REQUIRED = ("checkpoint", "dataset", "forget")
 PATH_KEYS = ("checkpoint", "retrain", "original", "out")
-NUMBERS = {"width": int, "attack_steps": int, "shots": int, "seed": int, "attack_lr": float}
+NUMBERS = {"width": int, "attack_steps": int, "shots": int, "seed": int, "attack_lr": float,
+           "input_size": int}
+# Keyword arguments of a timm or torchvision constructor that the checkpoint decides.
+READ_FROM_CHECKPOINT = ("num_classes", "in_chans", "pretrained", "weights")
+# timm ViT names by embedding width, with their standard depth.
+VIT_SIZES = {192: ("tiny", 12), 384: ("small", 12), 768: ("base", 12), 1024: ("large", 24),
+             1280: ("huge", 32)}
+# torchvision ResNets by blocks per stage and block type (Bottleneck: a third convolution).
+TORCHVISION_RESNETS = {((2, 2, 2, 2), False): "resnet18", ((3, 4, 6, 3), False): "resnet34",
+                       ((3, 4, 6, 3), True): "resnet50", ((3, 4, 23, 3), True): "resnet101",
+                       ((3, 8, 36, 3), True): "resnet152"}
 
 
 class AuditError(ValueError):
@@ -184,16 +226,75 @@ def _examples(keys: Sequence[str], n: int = 4) -> str:
     return ", ".join(repr(k) for k in keys[:n]) + more
 
 
+def suggested_model(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The ``--model`` (and its options) that a state dict's keys look like, when they are a
+    torchvision (or timm) ResNet's (``layer1.0.conv1.weight``) or a timm or torchvision ViT's
+    (``blocks.0.*`` / ``patch_embed.*``, ``encoder.layers.*``); else None. A guess from the
+    names and shapes, for an error message."""
+    state = {k.removeprefix("body."): v for k, v in state.items()}
+    if "layer1.0.conv1.weight" in state and not any(k.startswith("stages.") for k in state):
+        blocks: dict[int, set[int]] = {}
+        for key in state:
+            layer, _, rest = key.partition(".")
+            index = rest.partition(".")[0]
+            if layer.startswith("layer") and layer[5:].isdigit() and index.isdigit():
+                blocks.setdefault(int(layer[5:]), set()).add(int(index))
+        layout = tuple(len(blocks[i]) for i in sorted(blocks))
+        name = TORCHVISION_RESNETS.get((layout, any(".conv3." in k for k in state)))
+        return f"--model torchvision:{name}" if name else "--model torchvision:resnetN"
+    proj = state.get("patch_embed.proj.weight")
+    if proj is not None and proj.dim() == 4 and any(k.startswith("blocks.") for k in state):
+        size, depth = VIT_SIZES.get(proj.shape[0], (None, None))
+        patch = proj.shape[-1]
+        found = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+        hint = f"--model timm:vit_{size or '<size>'}_patch{patch}_224"
+        if found != depth:
+            hint += f" --model-option depth={found}"
+        tokens = state.get("pos_embed")
+        if tokens is not None and tokens.dim() == 3:
+            cells = tokens.shape[1] - ("cls_token" in state)
+            grid = math.isqrt(cells)
+            if grid * grid == cells and grid * patch != 224:
+                hint += f" --input-size {grid * patch}"
+        return hint
+    if "conv_proj.weight" in state and any(k.startswith("encoder.layers.") for k in state):
+        return "--model torchvision:vit_b_16 (or the ViT of its size)"
+    return None
+
+
+def _model_flags(arch: str, input_size: int | None = None,
+                 options: Mapping[str, Any] | None = None) -> str:
+    """``--model timm:NAME --model-option depth=2 --input-size 32``: a model as flags."""
+    options = sorted((options or {}).items())
+    return " ".join([f"--model {arch}",
+                     *(f"--model-option {k}={json.dumps(v)}" for k, v in options),
+                     *([f"--input-size {input_size}"] if input_size else [])])
+
+
+def _hint(state: Mapping[str, torch.Tensor], given: str) -> str:
+    """'; its keys look like ...: pass --model ...' when they look like a model other than the
+    one the flags ``given`` name."""
+    model = suggested_model(state)
+    if model is None or set(model.split()) <= set(given.split()):
+        return ""
+    return f"; its keys look like those of {model}: pass that"
+
+
 def model_from_state_dict(state: Mapping[str, torch.Tensor], arch: str | None = None,
                           width: int | None = None, path: str | Path = "checkpoint") -> nn.Module:
     """An ``illusion.models`` ResNet holding ``state``; its sizes read from the tensors."""
+    tried = (f"tried illusion {arch}" if arch is not None else
+             f"tried illusion {'/'.join(sorted(ARCHITECTURES))}")
     conv, fc = state.get("conv1.weight"), state.get("fc.weight")
     if conv is None or fc is None or conv.dim() != 4 or fc.dim() != 2:
         raise AuditError(
             f"{path} is not a state dict of a supported architecture: it has no 4-d "
-            f"'conv1.weight' and 2-d 'fc.weight' (its keys: {_examples(sorted(state))}). "
-            f"Supported: illusion.models ResNets {sorted(ARCHITECTURES)} (keys 'conv1.weight', "
-            f"'stages.<i>.<j>.*', 'fc.weight'), or a TorchScript module exposing features and fc")
+            f"'conv1.weight' and 2-d 'fc.weight' (its keys: {_examples(sorted(state))}; "
+            f"{tried}). Supported: illusion.models ResNets {sorted(ARCHITECTURES)} (keys "
+            f"'conv1.weight', 'stages.<i>.<j>.*', 'fc.weight'), a timm or torchvision model "
+            f"with its own keys (--model timm:NAME or torchvision:NAME), or a TorchScript module "
+            f"exposing features and fc" + _hint(state, f"--model {arch}" if arch else ""))
+    given_arch = arch is not None
     if arch is None:  # read from the blocks; an unknown layout is checked against ResNet-18
         arch = infer_architecture(state) or "resnet18"
     if arch not in ARCHITECTURES:
@@ -208,30 +309,121 @@ def model_from_state_dict(state: Mapping[str, torch.Tensor], arch: str | None = 
     if "fc.mu" in state:  # a class-mean-feature head (illusion.cmf)
         from .cmf import empty_cmf_model
         model = empty_cmf_model(model)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-              if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        problems = [f"missing keys {_examples(missing)}" if missing else "",
-                    f"unexpected keys {_examples(unexpected)}" if unexpected else "",
-                    f"shape mismatches (file vs model) {_examples(shapes, 2)}" if shapes else ""]
+    problem = _mismatch(state, {k: v.shape for k, v in model.state_dict().items()})
+    if problem:
         raise AuditError(
             f"{path} does not match architecture {arch!r} (width {found_width}, {in_channels} "
-            f"input channels, {num_classes} classes): " + "; ".join(p for p in problems if p)
-            + f". Valid architectures: {sorted(ARCHITECTURES)} with illusion.models key names "
-              f"('conv1.weight', 'stages.0.0.conv1.weight', ..., 'fc.weight')")
+            f"input channels, {num_classes} classes; {tried}): {problem}. Valid "
+            f"architectures: {sorted(ARCHITECTURES)} with illusion.models key names "
+            f"('conv1.weight', 'stages.0.0.conv1.weight', ..., 'fc.weight'), or --model "
+            f"timm:NAME / torchvision:NAME with those libraries' own keys"
+            + _hint(state, f"--model {arch}" if given_arch else ""))
     model.load_state_dict(state)
     return model
 
 
-def load_checkpoint(path: str | Path, arch: str | None = None,
-                    width: int | None = None) -> tuple[nn.Module, str]:
+def _mismatch(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size]) -> str:
+    """'missing keys ...; unexpected keys ...; shape mismatches ...', or '' when they match."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v)}" for k, v in expected.items()
+              if k in state and state[k].shape != v]
+    problems = [f"missing keys {_examples(missing)}" if missing else "",
+                f"unexpected keys {_examples(unexpected)}" if unexpected else "",
+                f"shape mismatches (file vs model) {_examples(shapes, 2)}" if shapes else ""]
+    return "; ".join(p for p in problems if p)
+
+
+def outside_model_from_state_dict(state: Mapping[str, torch.Tensor], arch: str,
+                                  input_size: int | None = None,
+                                  options: Mapping[str, Any] | None = None,
+                                  path: str | Path = "checkpoint",
+                                  in_channels: int | None = None) -> Adapted:
+    """The timm or torchvision model ``arch`` holding ``state``, as an
+    :class:`illusion.models.Adapted`. ``state`` has the library's own keys (a
+    ``torch.save(model.state_dict())`` of the model timm or torchvision built: ``head.weight``,
+    ``fc.weight``, ``classifier.6.weight``, ...), or an adapted model's (``body.*``, ``fc.*``:
+    the artifact store's, a CMF head's buffers included). The model is built without
+    pretrained weights, with ``options`` (the constructor's keyword arguments, e.g.
+    ``{"depth": 2}``) and ``input_size``; its number of classes is read from the classifier's
+    weight, a timm model's input channels from the first 4-d weight (its stem or patch
+    embedding; ``in_channels``, the data's, where there is none), and the keys load strictly."""
+    source = split_arch(arch)[0]
+    adapted_keys = (any(k.startswith("body.") for k in state)
+                    and all(k.startswith(("body.", "fc.")) for k in state))
+    body = {k.removeprefix("body."): v for k, v in state.items()
+            if k.startswith("body.")} if adapted_keys else state
+    stem = next((v for v in body.values() if v.dim() == 4), None)
+    channels = stem.shape[1] if stem is not None else in_channels or 3
+    try:
+        # 2 classes for now: the classifier is replaced by one of the checkpoint's rows below.
+        native = build_native(arch, 2, channels, input_size=input_size, options=options)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise AuditError(f"cannot build {_model_flags(arch, input_size, options)[8:]}: "
+                         f"{type(error).__name__}: {str(error).splitlines()[0][:300]}") from None
+    names = {module: name for name, module in native.named_modules()}
+    layout = {k: v.shape for k, v in native.state_dict().items()}
+    try:
+        model = adapt(native, arch, input_size)
+    except ValueError as error:
+        raise AuditError(str(error)) from None
+    head = names[model.fc]  # the classifier's name in the library's model: "head", "fc", ...
+    weight = state.get("fc.weight" if adapted_keys else f"{head}.weight")
+    if weight is not None and weight.dim() == 2:
+        if weight.shape[0] < 2:
+            raise AuditError(f"{path} has a classifier with {weight.shape[0]} output(s); need "
+                             f">= 2 classes")
+        model.fc = nn.Linear(model.fc.in_features, weight.shape[0],
+                             bias=model.fc.bias is not None)
+    if adapted_keys and "fc.mu" in state:  # a class-mean-feature head (illusion.cmf)
+        from .cmf import empty_cmf_model
+        model = empty_cmf_model(model)
+    if adapted_keys:
+        expected = {k: v.shape for k, v in model.state_dict().items()}
+    else:
+        expected = layout | {f"{head}.{k}": v.shape for k, v in model.fc.state_dict().items()}
+    problem = _mismatch(state, expected)
+    if problem:
+        given = _model_flags(arch, input_size, options)
+        tokens = state.get("pos_embed"), expected.get("pos_embed")
+        if None not in tokens and tokens[0].dim() == len(tokens[1]) == 3 and (
+                tokens[0].shape[1] != tokens[1][1]):
+            problem += "; a ViT's pos_embed fixes its image size: pass --input-size"
+        sizes = ([f"{channels} input channels"] if source == "timm" else []) + (
+            [f"{model.fc.out_features} classes"] if weight is not None else [])
+        sizes.append(f"{source}'s own key names" + (" under body./fc." if adapted_keys else ""))
+        raise AuditError(
+            f"{path} does not match {arch} ({', '.join(sizes)}; tried "
+            f"{given.removeprefix('--model ')}): {problem}" + _hint(state, given))
+    if adapted_keys:
+        model.load_state_dict(state)
+    else:
+        fc_keys = {f"{head}.{k}" for k in model.fc.state_dict()}
+        # The library's keys that adapting dropped with the classifier load nowhere.
+        body_keys = set(model.body.state_dict())
+        model.body.load_state_dict({k: v for k, v in state.items() if k in body_keys})
+        model.fc.load_state_dict({k.removeprefix(f"{head}."): v for k, v in state.items()
+                                  if k in fc_keys})
+    return model
+
+
+def load_checkpoint(path: str | Path, arch: str | None = None, width: int | None = None, *,
+                    input_size: int | None = None, options: Mapping[str, Any] | None = None,
+                    in_channels: int | None = None) -> tuple[nn.Module, str]:
     """The model stored at ``path`` (CPU, eval mode) and its kind: ``"state_dict"`` or
-    ``"torchscript"``. Raises :class:`AuditError` naming what is wrong."""
+    ``"torchscript"``. ``arch``: one of our ResNets (default: read from the keys), or
+    ``timm:NAME`` / ``torchvision:NAME`` with ``input_size`` and ``options``
+    (:func:`outside_model_from_state_dict`; ``in_channels``: the data's, for a timm model
+    whose input channels its weights do not show). Raises :class:`AuditError` naming what is
+    wrong."""
     path = Path(path)
-    obj = _read(path)
+    return _model_of(_read(path), path, arch, width, input_size, options, in_channels)
+
+
+def _model_of(obj: Any, path: Path, arch: str | None, width: int | None,
+              input_size: int | None, options: Mapping[str, Any] | None,
+              in_channels: int | None) -> tuple[nn.Module, str]:
+    """:func:`load_checkpoint` of what :func:`_read` read from ``path``."""
     if isinstance(obj, torch.jit.ScriptModule):
         fc = getattr(obj, "fc", None)
         if not hasattr(obj, "features") or fc is None or getattr(fc, "weight", None) is None:
@@ -239,7 +431,11 @@ def load_checkpoint(path: str | Path, arch: str | None = None,
                              f"linear layer with weight); compile it with torch.jit.script "
                              f"(torch.jit.trace keeps only forward)")
         return obj.eval(), "torchscript"
-    return model_from_state_dict(_state_dict(obj, path), arch, width, path).eval(), "state_dict"
+    state = _state_dict(obj, path)
+    if arch is not None and split_arch(arch)[0] != "illusion":
+        return (outside_model_from_state_dict(state, arch, input_size, options, path,
+                                              in_channels).eval(), "state_dict")
+    return model_from_state_dict(state, arch, width, path).eval(), "state_dict"
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,9 +483,13 @@ class AuditReport:
 
     def summary(self) -> str:
         m = self.meta
-        lines = [f"Audit of {m['checkpoint']} ({m['arch']}, width {m['width']}, "
-                 f"{m['num_classes']} classes) on {m['dataset']} (profile {m['profile']}), "
-                 f"forget set {m['forget_set']} {m['forget_names']}, device {m['device']}"]
+        model = [m["arch"], *([f"width {m['width']}"] if m.get("width") is not None else []),
+                 *([f"{m['input_size']} px"] if m.get("input_size") else []),
+                 *(f"{k}={v}" for k, v in sorted((m.get("model_options") or {}).items())),
+                 f"{m['num_classes']} classes"]
+        lines = [f"Audit of {m['checkpoint']} ({', '.join(model)}) on {m['dataset']} (profile "
+                 f"{m['profile']}), forget set {m['forget_set']} {m['forget_names']}, device "
+                 f"{m['device']}"]
 
         def block(title: str, table: pd.DataFrame, index, value: str,
                   digits: int = 2) -> None:
@@ -367,6 +567,53 @@ AUDIT_METRICS = {"alignment_forget": "cos_forget", "alignment_retain": "cos_reta
                  "mia": "mia_efficacy"}
 
 
+def _outside_only(arch: str, input_size: int | None, options: Mapping[str, Any]) -> None:
+    """No --input-size nor --model-option for ``arch``, one of our ResNets."""
+    if input_size is not None or options:
+        flag = ("--input-size" if input_size is not None else
+                f"--model-option {next(iter(options))}")
+        raise AuditError(f"{flag} applies to a 'timm:NAME' or 'torchvision:NAME' --model, not "
+                         f"{arch}")
+
+
+def _checked_model(arch: str | None, model: str | None, width: int | None,
+                   input_size: int | None, options: Mapping[str, Any] | None
+                   ) -> tuple[str | None, dict[str, Any]]:
+    """The architecture of the state dicts (``--model``, or ``--arch`` which names only our
+    ResNets; None: read from the keys) and the options of its constructor, checked against
+    each other: ``--width`` applies to our ResNets, ``--input-size`` and ``--model-option`` to
+    timm's and torchvision's."""
+    if arch is not None and model is not None and arch != model:
+        raise AuditError(f"--arch {arch} and --model {model} disagree; give one (--arch names "
+                         f"only our ResNets, --model any architecture)")
+    arch = model if model is not None else arch
+    source = None
+    if arch is not None:
+        try:
+            source = split_arch(arch)[0]
+        except ValueError as error:
+            raise AuditError(f"--model: {error}") from None
+    if options is not None and not (isinstance(options, Mapping)
+                                    and all(isinstance(k, str) for k in options)):
+        raise AuditError(f"model options must be a mapping of keyword arguments to values "
+                         f"(--model-option KEY=VALUE), got {options!r}")
+    options = dict(options or {})
+    if input_size is not None and (not isinstance(input_size, int)
+                                   or isinstance(input_size, bool) or input_size < 1):
+        raise AuditError(f"--input-size must be an integer >= 1 (pixels a side); got "
+                         f"{input_size!r}")
+    if source in (None, "illusion"):
+        _outside_only(arch or "our ResNets (the default without --model)", input_size, options)
+    if source not in (None, "illusion") and width is not None:
+        raise AuditError(f"--width applies to our ResNets, not {arch}: its sizes are read from "
+                         f"the checkpoint and --model-option")
+    reserved = sorted(set(options) & set(READ_FROM_CHECKPOINT))
+    if reserved:
+        raise AuditError(f"--model-option {reserved[0]}: read from the checkpoint (classes, "
+                         f"input channels) or not needed (pretrained weights); leave it out")
+    return arch, options
+
+
 def _checked_settings(dataset: str, profile: str, forget, device: str, attack_steps: int | None,
                       attack_lr: float | None, shots: int | None, seed: int | None
                       ) -> tuple[Profile, ForgetSet, torch.device, dict]:
@@ -397,32 +644,42 @@ def _checked_settings(dataset: str, profile: str, forget, device: str, attack_st
     return settings, forget_set, run_device, budget
 
 
-def _load(paths: Mapping[str, Path], arch: str | None, width: int | None, settings: Profile,
+def _load(paths: Mapping[str, Path], arch: str | None, width: int | None,
+          input_size: int | None, options: Mapping[str, Any], settings: Profile,
           run_device: torch.device, forget_set: ForgetSet, attack_steps: int, shots: int
           ) -> tuple[dict[str, tuple[nn.Module, str]], Dataset, ForgetSplit]:
     """The checkpoints (each finite), the dataset and its forget split, checked against each
     other: class count, image channels, forget classes, the few-shot and prototype attacks'
-    shots, the normalisation over-unlearning perturbs on (with an Original)."""
-    loaded = {name: load_checkpoint(p, arch, width if name == "checkpoint" else None)
-              for name, p in paths.items()}
-    for name, (model, _) in loaded.items():
-        try:
-            check_finite(model, f"checkpoint {paths[name]}")
-        except DivergedError as error:
-            raise AuditError(str(error)) from None
+    shots, the normalisation over-unlearning perturbs on (with an Original). The files are
+    read before the data loads, the models built after (a timm model whose weights do not
+    show its input channels takes the data's)."""
+    read = {name: _read(p) for name, p in paths.items()}
     dataset = settings.data.name
     try:
         data = load_dataset(settings.data, run_device)
     except DataUnavailable as error:
         raise AuditError(str(error)) from None
+    loaded = {name: _model_of(obj, paths[name], arch, width if name == "checkpoint" else None,
+                              input_size, options, data.in_channels)
+              for name, obj in read.items()}
+    del read
+    for name, (model, _) in loaded.items():
+        try:
+            check_finite(model, f"checkpoint {paths[name]}")
+        except DivergedError as error:
+            raise AuditError(str(error)) from None
     for name, (model, _) in loaded.items():
         k = model.fc.weight.shape[0]
         if k != data.num_classes:
             raise AuditError(f"{paths[name]} has {k} output classes but dataset {dataset!r} has "
                              f"{data.num_classes}; audit it on a dataset with {k} classes")
         conv = getattr(model, "conv1", None)
-        if isinstance(conv, nn.Conv2d) and conv.in_channels != data.in_channels:
-            raise AuditError(f"{paths[name]} takes {conv.in_channels}-channel images but dataset "
+        # An adapted model repeats grey images over its colour channels (Adapted.prepare).
+        channels = (model.in_channels if isinstance(model, Adapted) else
+                    conv.in_channels if isinstance(conv, nn.Conv2d) else None)
+        if channels is not None and channels != data.in_channels and not (
+                isinstance(model, Adapted) and data.in_channels == 1):
+            raise AuditError(f"{paths[name]} takes {channels}-channel images but dataset "
                              f"{dataset!r} has {data.in_channels} channel(s)")
     try:
         forget_set.check_classes(data.num_classes, f"dataset {dataset!r}")
@@ -583,16 +840,23 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
           width: int | None = None, profile: str = "default", retrain: str | Path | None = None,
           attack_steps: int | None = None, attack_lr: float | None = None,
           shots: int | None = None, device: str = "auto", seed: int | None = None,
-          original: str | Path | None = None, progress: bool = True) -> AuditReport:
+          original: str | Path | None = None, progress: bool = True, model: str | None = None,
+          input_size: int | None = None, model_options: Mapping[str, Any] | None = None
+          ) -> AuditReport:
     """Audit the model at ``checkpoint`` (and ``retrain``) on ``dataset`` for ``forget``
     (a class id, ``"2-4-6"`` or a list), measured as the book measures on ``profile``: its
     data subset, head settings, feature augmentation, relearning budget (``attack_steps``,
     ``attack_lr`` and ``shots`` override the budget's; ``attack_steps=0`` skips the
     fine-tuning attacks) and probe settings (``probes``: prototype budgets, OU@ε's
     perturbations). ``original``, the Original model's checkpoint (loaded and checked like
-    ``retrain``), enables OU@ε and the CKA with the Original."""
+    ``retrain``), enables OU@ε and the CKA with the Original. ``model``: the architecture of
+    every state dict, one of our ResNets (as ``arch``; default: read from the keys) or
+    ``timm:NAME`` / ``torchvision:NAME``, built with ``input_size`` and ``model_options``
+    (the constructor's keyword arguments) and loaded with that library's own keys
+    (:func:`load_checkpoint`)."""
     from .attacks import PROTOTYPE_RETAIN_KEPT
 
+    arch, model_options = _checked_model(arch, model, width, input_size, model_options)
     settings, forget_set, run_device, budget = _checked_settings(
         dataset, profile, forget, device, attack_steps, attack_lr, shots, seed)
     seed = settings.seed if seed is None else seed
@@ -601,8 +865,8 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         paths["retrain"] = Path(retrain)
     if original is not None:
         paths["original"] = Path(original)
-    loaded, data, split = _load(paths, arch, width, settings, run_device, forget_set,
-                                budget["steps"], budget["shots"])
+    loaded, data, split = _load(paths, arch, width, input_size, model_options, settings,
+                                run_device, forget_set, budget["steps"], budget["shots"])
     budget = budget if budget["steps"] else None
 
     audited = [name for name in loaded if name != "original"]  # the Original is a reference
@@ -629,6 +893,7 @@ def audit(checkpoint: str | Path, dataset: str, forget, arch: str | None = None,
         "original": str(paths["original"]) if "original" in paths else None,
         "arch": getattr(m0, "arch", arch or "torchscript"),
         "width": conv.out_channels if isinstance(conv, nn.Conv2d) else width,
+        "input_size": getattr(m0, "input_size", None), "model_options": model_options,
         "num_classes": data.num_classes, "dataset": dataset, "profile": profile,
         "forget_set": forget_set.name,
         "forget_names": [data.classes[c] for c in forget_set.classes],
@@ -665,9 +930,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", metavar="PATH", help="state dict or TorchScript module")
     a.add_argument("--dataset", choices=sorted(SOURCES), help="dataset the model was trained on")
     a.add_argument("--forget", metavar="CLASSES", help="forget class(es): '3' or '2-4-6'")
+    a.add_argument("--model", metavar="ARCH",
+                   help="architecture of the state dicts: resnet10|resnet18|resnet50 (ours; "
+                        "default: read from the keys), timm:NAME or torchvision:NAME (a state "
+                        "dict with that library's own keys, e.g. timm:vit_tiny_patch16_224)")
+    a.add_argument("--input-size", type=int, dest="input_size", metavar="N",
+                   help="with a timm/torchvision --model: images are resized to N pixels a side "
+                        "(and a ViT is built for them)")
+    a.add_argument("--model-option", action="append", dest="model_options",
+                   metavar="KEY=VALUE",
+                   help="with a timm/torchvision --model: a keyword argument of its "
+                        "constructor, the value read as JSON when it parses (e.g. depth=2); "
+                        "repeatable")
     a.add_argument("--arch", choices=sorted(ARCHITECTURES),
-                   help="architecture of a state dict (default: read from its keys)")
-    a.add_argument("--width", type=int, help="first-stage width (default: read from conv1.weight)")
+                   help="our ResNet's architecture (the same as --model for them)")
+    a.add_argument("--width", type=int,
+                   help="first-stage width of our ResNet (default: read from conv1.weight)")
     a.add_argument("--profile", choices=sorted(PROFILES),
                    help=f"data subset, head settings and relearning budget, measured as the "
                         f"book measures on it (default: {DEFAULTS['profile']})")
@@ -708,6 +986,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="DIR",
                    help="output folder (default: illusion-evaluate/<method name>)")
     e.add_argument("--device", help="'auto', 'cpu', 'cuda', ... (default: the profile's)")
+    e.add_argument("--model", metavar="ARCH",
+                   help="the architecture to evaluate the method on, instead of the profile's: "
+                        "resnet10|resnet18|resnet50, timm:NAME or torchvision:NAME (the same as "
+                        "--set model.arch=ARCH)")
+    e.add_argument("--input-size", type=int, dest="input_size", metavar="N",
+                   help="images resized to N pixels a side for a timm/torchvision model (--set "
+                        "model.input_size=N)")
+    e.add_argument("--model-option", action="append", default=[], dest="model_options",
+                   metavar="KEY=VALUE",
+                   help="a keyword argument of the timm/torchvision constructor, e.g. depth=2 "
+                        "(--set model.options.KEY=VALUE); repeatable")
 
     r = commands.add_parser(
         "run", help="compute every model and table the book reads, here or on a Ray cluster",
@@ -731,18 +1020,75 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
+def _overrides(pairs: Sequence[str], flag: str = "--set",
+               example: str = "methods.rl.lr=1e-3") -> dict[str, Any]:
     """``--set KEY=VALUE`` pairs as overrides; a value is JSON when it parses, else a string."""
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise AuditError(f"--set {pair!r}: write KEY=VALUE, like methods.rl.lr=1e-3")
+            raise AuditError(f"{flag} {pair!r}: write KEY=VALUE, like {example}")
         try:
             overrides[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key.strip()] = value
     return overrides
+
+
+def _model_settings(model: str | None, input_size: int | None, pairs: Sequence[str],
+                    overrides: Mapping[str, Any], profile: str) -> dict[str, Any]:
+    """``illusion evaluate``'s ``--model``, ``--input-size`` and ``--model-option`` as the
+    settings they stand for (``model.arch``, ``model.input_size``, ``model.options.KEY``).
+    A timm or torchvision model so chosen (or by ``--set model.*``) is built once, untrained,
+    so that a wrong name or option ends here, before anything is computed."""
+    from .config import get_profile
+
+    options = _overrides(pairs, "--model-option", "depth=2")
+    settings: dict[str, Any] = {}
+    if model is not None:
+        if overrides.get("model.arch", model) != model:
+            raise AuditError(f"--model {model} and --set model.arch={overrides['model.arch']} "
+                             f"disagree; give one")
+        try:
+            split_arch(model)
+        except ValueError as error:
+            raise AuditError(f"--model: {error}") from None
+        settings["model.arch"] = model
+    if input_size is not None:
+        if input_size < 1:
+            raise AuditError(f"--input-size must be an integer >= 1 (pixels a side); got "
+                             f"{input_size}")
+        settings["model.input_size"] = input_size
+    settings |= {f"model.options.{k}": v for k, v in options.items()}
+    given = {**overrides, **settings}
+    if not any(k == "model" or k.startswith("model.") for k in given):
+        return settings
+    base = get_profile(profile).model
+    arch = given.get("model.arch", base.arch)
+    try:
+        source = split_arch(arch)[0]
+    except (ValueError, AttributeError):
+        return settings  # not a name: the profile's own validation says so
+    if source == "illusion":
+        _outside_only(arch if "model.arch" in given else f"{arch} (the profile's)",
+                      input_size, options)
+        return settings
+    reserved = sorted(set(options) & {"num_classes", "in_chans", "pretrained", "weights"})
+    if reserved:
+        raise AuditError(f"--model-option {reserved[0]}: set by the data (classes, input "
+                         f"channels) or by --set model.pretrained=true; leave it out")
+    every = given.get("model.options", base.options)
+    every = {**(every if isinstance(every, Mapping) else {}),
+             **{k.removeprefix("model.options."): v for k, v in given.items()
+                if k.startswith("model.options.")}}
+    size = given.get("model.input_size", base.input_size)
+    try:
+        build_native(arch, 10, 3, input_size=size if isinstance(size, int) else None,
+                     options=every)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise AuditError(f"cannot build {arch} with options {every}: {type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:300]}") from None
+    return settings
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -755,6 +1101,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     bad_input = (AuditError, EvaluateError, MethodError, SettingError, DataUnavailable)
     try:
         overrides = _overrides(args.settings)
+        overrides |= _model_settings(args.model, args.input_size, args.model_options,
+                                     overrides, args.profile)
         name = load(args.method)
         out = Path(args.out or Path("illusion-evaluate") / name)
         _check_out(out)
@@ -785,7 +1133,8 @@ def run_command(args: argparse.Namespace) -> int:
                              f"processes (got --executor {args.executor})")
         summary = run(args.profile, _overrides(args.settings), args.executor, args.address,
                       progress=lambda line: print(line, flush=True), jobs=args.jobs)
-    except (AuditError, PlanError, SettingError, DataUnavailable) as error:
+    except (AuditError, PlanError, SettingError, DataUnavailable,
+            PretrainedWeightsMissing) as error:
         print(f"illusion run: error: {error}", file=sys.stderr)
         return 2
     except DivergedError as error:
@@ -811,6 +1160,8 @@ def _number(key: str, value: Any, path: Path) -> int | float:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """Command line over --config over DEFAULTS, validated."""
     given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
+    if "model_options" in given:  # --model-option KEY=VALUE, repeated
+        given["model_options"] = _overrides(given["model_options"], "--model-option", "depth=2")
     if args.config:
         path = Path(args.config)
         if not path.is_file():

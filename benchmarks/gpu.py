@@ -1,7 +1,9 @@
 """GPU readiness: what each paper profile's full grid costs, in image passes and in hours.
 
-    python benchmarks/gpu.py [--profiles paper paper-cifar100 paper-tinyimagenet]
+    python benchmarks/gpu.py [--profiles paper paper-cifar100 paper-tinyimagenet paper-vit
+                                         paper-vit-cifar100 paper-vit-tinyimagenet]
                              [--batches 20] [--warmup 3] [--out benchmarks/results/gpu_estimate.csv]
+                             [--rates-from benchmarks/results/gpu_estimate.csv]
 
 Two parts:
 
@@ -17,13 +19,20 @@ Two parts:
    on cached features: no image passes.
 2. On the device (CUDA: bf16 autocast, channels_last, data resident on the GPU; else the CPU)
    it measures training (forward, backward, SGD step) and inference images per second of each
-   profile's model at its input size and batch sizes, after a warm-up, synchronised.
+   profile's model at its input size and batch sizes, after a warm-up, synchronised. A model
+   with pretrained weights is measured without them (the cost is the same; nothing is
+   downloaded), a model that resizes its images (the ViT-S/16 of the ``paper-vit`` profiles,
+   224 px) at the size it resizes them to, whatever the dataset's.
 
 Hours = training passes / training images per second + inference passes / inference images
 per second, per profile and stage, printed and written as CSV with the device, torch version,
 date and command. On a machine without CUDA the CSV also holds a GPU projection (columns
 ``gpu_*``), labelled as such: a public GPU figure scaled by the models' FLOPs (see
 :data:`REFERENCE_GPU`). Run it on a GPU to replace the projection by a measurement.
+``--rates-from CSV`` takes a profile's throughput from an earlier run's CSV (its ``rates_date``
+and ``device`` say where and when it was measured) instead of measuring it again, where that
+CSV holds the same model; the counts and hours are always computed afresh. So a profile can be
+added, or the counts follow a changed plan, without hours of measurement on a CPU.
 """
 
 from __future__ import annotations
@@ -46,16 +55,21 @@ from illusion import plan
 from illusion.classifier_only import protocol_of
 from illusion.config import ForgetSet, MethodConfig, Profile, resolve, to_jsonable
 from illusion.device import autocast, synchronize
-from illusion.models import INFERENCE_BATCH_SIZE, build_model, memory_format
+from illusion.models import INFERENCE_BATCH_SIZE, memory_format, model_from_config
 from illusion.train import resolve_device
 
-PAPER_PROFILES = ("paper", "paper-cifar100", "paper-tinyimagenet")
+PAPER_PROFILES = ("paper", "paper-cifar100", "paper-tinyimagenet", "paper-vit",
+                  "paper-vit-cifar100", "paper-vit-tinyimagenet")
 RESULT = Path(__file__).resolve().parent / "results" / "gpu_estimate.csv"
 # The stages of :func:`workload`'s rows, in the order the tables list them.
 STAGES = ("Original", "Retrain", "CMF Original", "unlearning (full)",
           "unlearning (classifier_only)", "classifier-only features", "unlearning (cmf)",
           "unlearning curves", "features (heads, metrics, attacks)", "layer-wise probes",
-          "relearning attacks")
+          "relearning attacks", "prototype attack", "over-unlearning: PGD on the Original",
+          "over-unlearning")
+# What a measurement of throughput records (``--rates-from`` reads them back).
+RATES = ("device", "rates_date", "torch", "model", "train_batch", "infer_batch", "train_img_s",
+         "infer_img_s", "forward_gflops")
 
 # Per class: training images (the whole training split, validation included) and test images,
 # channels and image side. None: the source fixes no size (the profile must give it).
@@ -397,18 +411,45 @@ def images_per_second(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
 
 
 def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass of ``x``; attention in its plain matrix products (the fused
+    CPU kernel of ``scaled_dot_product_attention`` escapes the counter)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model.eval()(x)
     return counter.get_total_flops()
+
+
+def network(p: Profile):
+    """``p``'s model configuration as measured: without pretrained weights (the same cost)."""
+    return dataclasses.replace(p.model, pretrained=False)
+
+
+def measured_shape(p: Profile) -> tuple:
+    """What the throughput of ``p``'s model depends on: the network, the size of the images it
+    sees (a model that resizes its inputs sees ``input_size`` whatever the dataset's) and the
+    batch size. The number of classes changes the last layer only."""
+    _, _, _, channels, side = DATASETS[p.data.name]
+    m = p.model
+    return (m.arch, m.width, _json(m.options), channels, m.input_size or side, p.original.batch_size)
+
+
+def model_label(p: Profile) -> str:
+    """``resnet18 width 64, 32 px``, ``timm:vit_small_patch16_224, 32 px resized to 224 px``."""
+    side, m = DATASETS[p.data.name][4], p.model
+    if not m.outside:
+        return f"{m.arch} width {m.width}, {side} px"
+    resized = f" resized to {m.input_size} px" if m.input_size else ""
+    return ", ".join([f"{m.arch}", f"{side} px{resized}",
+                      *(f"{key}={value}" for key, value in sorted(m.options.items()))])
 
 
 def measure(p: Profile, device: torch.device, n_batches: int, warmup: int) -> dict:
     """Training and inference images per second of ``p``'s model on ``device``, and its forward
     FLOPs per image."""
     classes, _, _, channels, side = DATASETS[p.data.name]
-    model = build_model(p.model.arch, classes, channels, p.model.width, device)
+    model = model_from_config(network(p), classes, channels, device)
     g = torch.Generator().manual_seed(0)
 
     def data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -418,9 +459,9 @@ def measure(p: Profile, device: torch.device, n_batches: int, warmup: int) -> di
 
     train = images_per_second(model, *data(p.original.batch_size), True, n_batches, warmup)
     infer = images_per_second(model, *data(INFERENCE_BATCH_SIZE), False, n_batches, warmup)
-    flops = forward_flops(build_model(p.model.arch, classes, channels, p.model.width),
+    flops = forward_flops(model_from_config(network(p), classes, channels),
                           torch.zeros(1, channels, side, side))
-    return {"model": f"{p.model.arch} width {p.model.width}, {side} px",
+    return {"model": model_label(p),
             "train_batch": p.original.batch_size, "infer_batch": INFERENCE_BATCH_SIZE,
             "train_img_s": train, "infer_img_s": infer, "forward_gflops": flops / 1e9}
 
@@ -435,18 +476,46 @@ def hours(passes: pd.DataFrame, train_img_s: float, infer_img_s: float) -> pd.Se
     return (passes["train_passes"] / train_img_s + passes["infer_passes"] / infer_img_s) / 3600
 
 
-def estimate(profile: str, rates: dict, device_name: str, gpu: dict | None) -> pd.DataFrame:
-    """Per stage (and in total) of ``profile``: passes, device hours, GPU hours."""
+def stored_rates(path: Path, p: Profile) -> dict | None:
+    """The throughput of ``p``'s model (:data:`RATES`) in an earlier run's CSV, None where it
+    holds no row of ``p`` measured on the same model and training batch size."""
+    table = pd.read_csv(path)
+    rows = table[(table["profile"] == p.name) & (table["model"] == model_label(p))
+                 & (table["train_batch"] == p.original.batch_size)]
+    if rows.empty:
+        return None
+    row = rows.iloc[0].to_dict()
+    row["rates_date"] = row.get("rates_date") if pd.notna(row.get("rates_date")) else row["date"]
+    return {key: row[key] for key in RATES}
+
+
+def projection(rates: dict, reference: int) -> dict | None:
+    """The GPU figures of ``rates`` measured on a CPU: the public GPU figure scaled by FLOPs
+    (:data:`REFERENCE_GPU`); None for rates measured on a GPU."""
+    if not rates["device"].startswith("CPU"):
+        return None
+    scale = reference / (rates["forward_gflops"] * 1e9)
+    train = REFERENCE_GPU["train_img_s"] * scale
+    return {"basis": f"projected: {REFERENCE_GPU['name']} ResNet-50 training "
+                     f"{REFERENCE_GPU['train_img_s']:.0f} img/s at 224 px x FLOP ratio "
+                     f"{scale:.2f}; inference x{REFERENCE_GPU['infer_over_train']:.2f}",
+            "train_img_s": train, "infer_img_s": train * REFERENCE_GPU["infer_over_train"]}
+
+
+def estimate(profile: str, rates: dict, gpu: dict | None) -> pd.DataFrame:
+    """Per stage (and in total) of ``profile``: passes, device hours (``rates``: :data:`RATES`),
+    GPU hours (``gpu``: :func:`projection`, None where ``rates`` are a GPU's)."""
     counts = workload(profile)
     table = counts.groupby("stage")[["train_passes", "infer_passes"]].sum()
-    table = table.reindex([s for s in STAGES if s in table.index])
+    # Every stage the counts have, in reading order (one unknown to STAGES last, not lost).
+    table = table.reindex([s for s in STAGES if s in table.index]
+                          + [s for s in table.index if s not in STAGES])
     table.loc["total"] = table.sum()
     table = table.reset_index()
     table.insert(0, "profile", profile)
-    table["device"] = device_name
     table = table.assign(**rates)
     table["device_hours"] = hours(table, rates["train_img_s"], rates["infer_img_s"])
-    table["gpu_basis"] = gpu["basis"] if gpu else f"measured on {device_name}"
+    table["gpu_basis"] = gpu["basis"] if gpu else f"measured on {rates['device']}"
     table["gpu_train_img_s"] = gpu["train_img_s"] if gpu else rates["train_img_s"]
     table["gpu_infer_img_s"] = gpu["infer_img_s"] if gpu else rates["infer_img_s"]
     table["gpu_hours"] = hours(table, table["gpu_train_img_s"], table["gpu_infer_img_s"])
@@ -461,40 +530,36 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches first")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--rates-from", type=Path, default=None,
+                        help="an earlier run's CSV: reuse its throughput of the same models")
     args = parser.parse_args()
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     device_name = (torch.cuda.get_device_name(device) if cuda else
                    f"CPU ({torch.get_num_threads()} torch threads)")
     print(f"torch {torch.__version__} on {device_name}")
-    reference = None if cuda else reference_flops()
+    reference = reference_flops()
+    today = datetime.date.today().isoformat()
     measured: dict[tuple, dict] = {}
     tables = []
     for name in args.profiles:
         p = resolve(name)
-        # The number of classes changes the last layer only: one measurement per network.
-        shape = (p.model.arch, p.model.width, DATASETS[p.data.name][3:], p.original.batch_size)
-        if shape not in measured:
-            measured[shape] = measure(p, device, args.batches, args.warmup)
-        rates = measured[shape]
-        gpu = None
-        if not cuda:  # a labelled projection: the public GPU figure scaled by FLOPs
-            scale = reference / (rates["forward_gflops"] * 1e9)
-            train = REFERENCE_GPU["train_img_s"] * scale
-            gpu = {"basis": f"projected: {REFERENCE_GPU['name']} ResNet-50 training "
-                            f"{REFERENCE_GPU['train_img_s']:.0f} img/s at 224 px x FLOP ratio "
-                            f"{scale:.2f}; inference x{REFERENCE_GPU['infer_over_train']:.2f}",
-                   "train_img_s": train, "infer_img_s": train * REFERENCE_GPU["infer_over_train"]}
-        table = estimate(name, rates, device_name, gpu)
+        stored = stored_rates(args.rates_from, p) if args.rates_from else None
+        shape = measured_shape(p)  # one measurement per network and image size
+        if stored is None and shape not in measured:
+            measured[shape] = {"device": device_name, "rates_date": today, "torch": torch.__version__,
+                               **measure(p, device, args.batches, args.warmup)}
+        rates = stored or {**measured[shape], "model": model_label(p)}
+        table = estimate(name, rates, projection(rates, reference))
         print(f"\n{name}: {rates['model']}, training {rates['train_img_s']:.1f} img/s "
               f"(batch {rates['train_batch']}), inference {rates['infer_img_s']:.1f} img/s "
-              f"(batch {rates['infer_batch']}), {rates['forward_gflops']:.2f} GFLOPs/image")
+              f"(batch {rates['infer_batch']}), {rates['forward_gflops']:.2f} GFLOPs/image, "
+              f"measured on {rates['device']} ({rates['rates_date']})")
         print(table[["stage", "train_passes", "infer_passes", "device_hours", "gpu_hours"]]
               .to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
         tables.append(table)
     result = pd.concat(tables, ignore_index=True)
-    result["torch"] = torch.__version__
-    result["date"] = datetime.date.today().isoformat()
+    result["date"] = today
     result["command"] = " ".join(["python", *map(shlex.quote, sys.argv)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result.to_csv(args.out, index=False)

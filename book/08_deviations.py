@@ -31,7 +31,10 @@
 # held out only for the Original and the CMF preparation; on the paper profiles, classifier-only
 # runs in the authors' protocol with the LRs of their `--zero_last_layer` script, LP/NCC
 # training features from one augmented pass, the Tiny-ImageNet probe with a cosine schedule and
-# patience 40, Tiny-ImageNet Retrain at LR 0.05 for 300 epochs with weight decay 1e-4.
+# patience 40, Tiny-ImageNet Retrain at LR 0.05 for 300 epochs with weight decay 1e-4; on the
+# `paper-vit` profiles, timm's ImageNet-pretrained `vit_small_patch16_224` with the CLS token as
+# the features, fine-tuned 10 epochs into the Original and each Retrain, and RL, SalUn and
+# NegGrad+ under CMF at the single-class settings of the authors' ViT CMF script.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -40,6 +43,7 @@ overrides = {}
 # %%
 import pandas as pd
 import torch
+from IPython.display import display
 
 from illusion.book import start
 from illusion.experiment import Experiment
@@ -101,6 +105,53 @@ setting_deviations = [
      "1000 / 30)", "paper", "the script is the protocol of record", "no deviation"),
 ]
 # %% [markdown]
+# The ViT-S/16 appendix (the `paper-vit` profiles) against the authors' `utils.py` and their
+# `script/run/run_vit_*.sh`:
+
+# %%
+vit_deviations = [
+    ("ViT model", "timm's vit_small_patch16_224, pretrained=True, a fresh classifier of K rows "
+     "(utils.get_init_model, arch vit_s_16)", "the same model from timm; features: the CLS "
+     "token after the final norm, the input of the classifier, as their get_head_input",
+     "paper-vit profiles", "their models/vit.py defines a torchvision-style vit_s_16, but "
+     "get_init_model builds timm's", "no deviation"),
+    ("ViT input normalisation", "ImageNet's mean (0.485, 0.456, 0.406) and std (0.229, 0.224, "
+     "0.225) on CIFAR and Tiny-ImageNet (timm's configuration of these augreg weights says "
+     "mean = std = 0.5)", "the dataset's own: CIFAR's mean (0.491, 0.482, 0.447) and std "
+     "(0.247, 0.243, 0.262); on Tiny-ImageNet the per-channel statistics of its training part",
+     "paper-vit profiles (and paper-tinyimagenet: their ResNet-50 code also uses ImageNet's)",
+     "one normalisation per dataset, shared by every model of the book; neither theirs nor ours "
+     "is the weights' own", "not measured (needs the paper's GPU runs)"),
+    ("ViT CIFAR inputs", "test: Resize(256) + CenterCrop(224); training: Resize(256) + "
+     "RandomCrop(224) + flip", "test: the central 224/256 of the image (28 of 32 px) resized "
+     "bilinearly to 224 inside the model; training: that window after a shift of up to 2 px "
+     "(the padding never reaches it) and a flip", "paper-vit, paper-vit-cifar100",
+     "the images stay 32 px on the device and the model resizes them; their crop offsets (0-32 "
+     "of 256 px) are shifts of 1/8 px, ours whole pixels (5 offsets per axis instead of 33)",
+     "test inputs measured below; training offsets not measured"),
+    ("ViT Tiny-ImageNet inputs", "test: Resize((224, 224)); training: RandomResizedCrop(224) "
+     "(scale 0.08-1, aspect 3/4-4/3) + flip", "test: the whole 64-px image resized to 224; "
+     "training: a shift of up to 4 px and a flip first (the ResNet-50 recipe's)",
+     "paper-vit-tinyimagenet", "one augmentation code path (illusion.data.augment: shifts and "
+     "flips of a batch on the device) for every model",
+     "test inputs measured below; training not measured (needs the paper's GPU runs)"),
+    ("ViT: methods beyond the appendix", "RL, SalUn and NegGrad+ only (run_vit_s16_*.sh)",
+     "retain-only FT, SCRUB, UNSIR, SVD, GA, ℓ1-sparse, prune and Spotter run too, at their "
+     "ResNet paper settings of the same dataset (SCRUB and UNSIR under CMF too); classifier-only runs keep the ResNet "
+     "--zero_last_layer LRs (no ViT script), the CMF preparation its ResNet settings (1 epoch, "
+     "LR 3e-4, 1e-4 on Tiny-ImageNet, weight decay 1e-4: the same as their "
+     "run_vit_CMF_RemoveFC.sh)", "paper-vit profiles", "every chapter runs every method; the "
+     "authors give no ViT settings for the others", "the appendix has no numbers for them"),
+    ("ViT CMF variants: LRs and epochs", "run_vit_s16_CMF_unlearning.sh, single / multi: RL "
+     "3 epochs, LR 1e-3 (C10), 2e-2 / 1e-2 (C100), 3e-3 (Tiny); SalUn 3 epochs, 8e-4 / 1e-3, "
+     "2e-2 / 1e-2, 2e-3; NegGrad+ 5 / 3 epochs (C10), 3 (C100), 3 / 1 (Tiny), LR 5e-5 / 5e-4 "
+     "(C10, C100), 1e-5 / 1e-2 (Tiny)", "the script's single-class settings for both buckets "
+     "(the transcribed table says RL and SalUn 4 epochs, RL 2e-3 on Tiny, SalUn 3e-3 on C10 and "
+     "1e-2 on Tiny, NegGrad+ 3 epochs on C10)", "paper-vit profiles", "the script is the protocol of "
+     "record; a profile has one setting per method", "not measured (needs the paper's GPU runs)"),
+]
+
+# %% [markdown]
 # Last, chapter 7's probes beyond the paper, against the code of *their* authors
 # (`Seung-B/Spotter-Unlearning`, read at commit `6070945`):
 
@@ -132,7 +183,7 @@ beyond_deviations = [
      "validation by the book's rule (reproducibility page)", "default, smoke",
      "the paper's LRs do not carry over to a narrow ResNet on Fashion-MNIST", "not measured"),
 ]
-deviations = pd.DataFrame(protocol_deviations + setting_deviations + beyond_deviations,
+deviations = pd.DataFrame(protocol_deviations + setting_deviations + vit_deviations + beyond_deviations,
                           columns=["what", "authors' code", "the book", "profiles", "why", "effect"])
 chapter.save(deviations, "deviations")
 deviations.style.hide(axis="index")
@@ -211,3 +262,46 @@ for name in ("original", "retrain", "rl", "salun"):
 mia = pd.DataFrame(mia_rows)
 chapter.save(mia, "mia_protocols")
 mia.pivot_table(index="model", columns="protocol", values="mia", sort=False).round(1)
+
+# %% [markdown]
+# ## ViT inputs: our crop and resize against the authors' test transform
+#
+# On a profile whose model resizes its images (the `paper-vit` profiles), the first 32 test
+# images, as 8-bit images, go through the authors' test transform (torchvision on PIL images:
+# `Resize(256) + CenterCrop(224)` on CIFAR, `Resize((224, 224))` on Tiny-ImageNet) and through
+# ours (the model's central crop and bilinear resize, `illusion.models.Adapted.prepare`).
+# Absolute difference in 8-bit levels, on the whole image and inside a border of half a source
+# pixel, where our resize of the window alone repeats its edge pixel and theirs blends in the
+# pixel beyond it.
+
+# %%
+vit_cfg = exp.profile.model
+if vit_cfg.outside and vit_cfg.input_size:
+    import dataclasses
+    import math
+
+    from PIL import Image
+    from torchvision import transforms
+
+    from illusion.models import model_from_config
+
+    size, crop = vit_cfg.input_size, vit_cfg.input_crop
+    authors = transforms.Compose(
+        [transforms.Resize(round(size / crop)), transforms.CenterCrop(size)] if crop < 1
+        else [transforms.Resize((size, size))])
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (exp.data.pixels.mean, exp.data.pixels.std))
+    pixels = (exp.data.test.x[:32].cpu() * std + mean).mul(255).round().clamp(0, 255).to(torch.uint8)
+    theirs = torch.stack([transforms.functional.pil_to_tensor(authors(Image.fromarray(
+        p.permute(1, 2, 0).squeeze(2).numpy()))) for p in pixels]).float()
+    model = model_from_config(dataclasses.replace(vit_cfg, pretrained=False), exp.data.num_classes,
+                              pixels.shape[1])
+    ours = model.prepare(pixels.float()).expand_as(theirs)
+    edge = math.ceil(size / (pixels.shape[-1] * crop) / 2)  # half a source pixel
+    diff = (ours - theirs).abs()
+    input_check = pd.DataFrame({"largest": [diff.max().item(), diff[..., edge:-edge, edge:-edge].max().item()],
+                                "mean": [diff.mean().item(), diff[..., edge:-edge, edge:-edge].mean().item()]},
+                               index=["whole image", f"inside a {edge}-px border"])
+    chapter.save(input_check.reset_index(names="where"), "vit_inputs")
+    display(input_check.round(2))
+else:
+    print(f"{exp.profile.name}: the model reads the images at their own size; no resize to compare")

@@ -35,7 +35,9 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
+from illusion import claims
 from illusion.book import chapters, start, timings_path
+from illusion.config import get_profile
 from illusion.results import run_name
 from illusion.claims import run_ledger, spread_path
 from illusion.paths import project_root
@@ -213,10 +215,15 @@ print(".venv/bin/papermill book/02_misalignment.ipynb out.ipynb --cwd book -p pr
 # trains on, the unlearning curves, the relearning attacks) and *inference* passes (forward
 # only: validation, features for the heads and metrics once per model, CMF's class means,
 # classifier-only runs, the curves' points, the attacks' evaluations). The linear probes and
-# the NCC fit on cached features and cost no image pass. The Original is counted at its full
-# 300 epochs; early stopping (patience 50) can only shorten it. It then measures training
-# (forward, backward, SGD step) and inference images per second of each profile's model at its
-# input size and batch size, and divides.
+# the NCC fit on cached features and cost no image pass. The ResNets' Original is counted at
+# its full 300 epochs; early stopping (patience 50) can only shorten it. The three `paper-vit`
+# profiles (the paper's ViT-S/16 appendix) fine-tune an ImageNet-pretrained ViT-S/16 for 10
+# epochs, but it sees every image resized to 224 px: about 9.2 GFLOPs a forward pass, 8 times a
+# ResNet-18's on 32 px. It then measures training (forward, backward, SGD step) and inference
+# images per second of each profile's model at its input size and batch size (a pretrained
+# model without its weights: the cost is the same), and divides. The counts are always those
+# of the current plan; the throughput of a model measured before is read back from the committed
+# CSV (`--rates-from`; `rates_date` says when and `device` where it was measured).
 #
 # The tables below are the committed run, not this build's. Where `gpu_basis` begins with
 # "projected", no GPU was at hand and the figures are a **CPU-based estimate**: the throughput
@@ -237,13 +244,19 @@ print(".venv/bin/papermill book/02_misalignment.ipynb out.ipynb --cwd book -p pr
 gpu_file = project_root() / "benchmarks" / "results" / "gpu_estimate.csv"
 if gpu_file.is_file():
     cost = pd.read_csv(gpu_file)
-    first = cost.iloc[0]
-    print(f"{gpu_file.relative_to(project_root())}: measured on {first['device']}, torch "
-          f"{first['torch']}, {first['date']}, `{first['command']}`")
+    if "rates_date" not in cost:  # a CSV from before --rates-from: measured when counted
+        cost["rates_date"] = cost["date"]
+    print(f"{gpu_file.relative_to(project_root())}: counted {cost['date'].iloc[0]}, "
+          f"`{cost['command'].iloc[0]}`")
+    for (device, when, version), part in cost.groupby(["device", "rates_date", "torch"], sort=False):
+        print(f"throughput of {', '.join(part['profile'].unique())}: measured on {device}, torch "
+              f"{version}, {when}")
     for basis in cost["gpu_basis"].unique():
         print(f"GPU figures: {basis}")
     totals = cost[cost["stage"] == "total"].set_index("profile")
-    display(totals[["model", "train_passes", "infer_passes", "train_img_s", "infer_img_s",
+    totals.insert(0, "the paper's", ["ViT-S/16 appendix" if claims.vit_appendix_applies(get_profile(name))
+                                     else "main tables" for name in totals.index])
+    display(totals[["the paper's", "model", "train_passes", "infer_passes", "train_img_s", "infer_img_s",
                     "device_hours", "gpu_train_img_s", "gpu_hours"]]
             .rename(columns={"train_img_s": "measured train img/s", "infer_img_s": "measured infer img/s",
                              "device_hours": "measured-device hours", "gpu_train_img_s": "GPU train img/s",

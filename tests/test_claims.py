@@ -328,3 +328,19 @@ def test_setup_checks_read_the_references_only():
                                          "accuracy"])
     gaps = claims.setup_checks(90.0, probes).set_index("check")["value"]
     assert gaps["probe_gap_retain"] == 0.0 and gaps["probe_gap_forget"] == 0.0
+
+
+def test_the_vit_appendix_table_is_the_papers():
+    """REFERENCE §9b, transcribed: a few cells, its shape, and the appendix's finding that even
+    Retrain keeps the LP forget accuracy at 77.6-97.7% on pretrained features."""
+    c10 = claims.paper_vit_results("cifar10")
+    assert len(c10) == 5 * 3 * 2 * 2 and set(c10["bucket"]) == {"single", "multi"}
+    cell = lambda t, **k: t.query(" and ".join(f"{c} == {v!r}" for c, v in k.items()))["accuracy"].item()  # noqa: E731
+    assert cell(c10, model="rl", head="ncc", split="forget", bucket="single") == 99.57
+    tiny = claims.paper_vit_results("tinyimagenet")
+    assert cell(tiny, model="neggrad_plus", head="lp", split="forget", bucket="multi") == 67.50
+    retrain_lp = pd.concat(claims.paper_vit_results(d) for d in claims.PAPER_VIT_DATASETS).query(
+        "model == 'retrain' and head == 'lp' and split == 'forget'")["accuracy"]
+    assert retrain_lp.min() == 77.60 and retrain_lp.max() == 97.71
+    with pytest.raises(ValueError, match="no dataset 'mnist'.*cifar10"):
+        claims.paper_vit_results("mnist")

@@ -10,9 +10,12 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 
 from illusion.config import resolve
+from illusion.models import build_model
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
 spec = importlib.util.spec_from_file_location("gpu_benchmark", PATH)
@@ -97,3 +100,64 @@ def test_each_artifact_counted_once(counts):
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="no pass count for method 'mine'.*valid choices"):
         gpu.method_run("mine", resolve("smoke").methods["rl"], 60, 540, 1, 9)
+
+
+def test_every_stage_is_listed(counts):
+    # The estimate totals its stages in STAGES' order; a stage missing there must not drop out.
+    assert set(counts["stage"]) <= set(gpu.STAGES)
+
+
+def test_vit_references_by_hand():
+    # paper-vit: CIFAR-10, 5,000 training images per class, 500 of them validation; the
+    # pretrained ViT fine-tuned 10 epochs, the Original on the training part, scoring the
+    # validation images every epoch, each Retrain on the whole of D_r.
+    counts = gpu.workload("paper-vit").set_index("artifact")
+    assert passes(counts, "original") == (10 * 45_000, 10 * 5_000)
+    assert passes(counts, "retrain 0") == (10 * 45_000, 0)
+    assert passes(counts, "retrain 0-1-2") == (10 * 35_000, 0)
+
+
+def test_vit_flops_by_hand():
+    # One 32-px image through a one-block ViT-Tiny/16 (4 patches and the CLS token: T = 5
+    # tokens of D = 192, an MLP of 4D, 10 classes); a multiply-add is 2 FLOPs.
+    model = build_model("timm:vit_tiny_patch16_224", 10, 3, input_size=32, options={"depth": 1})
+    t, d = 5, 192
+    expected = (2 * 4 * (3 * 16 * 16) * d    # patch embedding
+                + 2 * t * d * 3 * d          # queries, keys, values
+                + 2 * 2 * t * t * d          # attention: q k^T, and its product with v
+                + 2 * t * d * d              # output projection
+                + 2 * 2 * t * d * 4 * d      # MLP
+                + 2 * d * 10)                # classifier, on the CLS token
+    assert gpu.forward_flops(model, torch.zeros(1, 3, 32, 32)) == expected
+
+
+def test_one_measurement_per_network_and_image_size():
+    shape = {name: gpu.measured_shape(resolve(name)) for name in gpu.PAPER_PROFILES}
+    # The ViT resizes CIFAR's 32 px and Tiny-ImageNet's 64 px images to 224 px: one shape.
+    assert shape["paper-vit"] == shape["paper-vit-cifar100"] == shape["paper-vit-tinyimagenet"]
+    assert shape["paper"] == shape["paper-cifar100"] != shape["paper-tinyimagenet"]
+    assert len(set(shape.values())) == 3
+    assert gpu.model_label(resolve("paper-vit-tinyimagenet")) == (
+        "timm:vit_small_patch16_224, 64 px resized to 224 px")
+    assert gpu.model_label(resolve("paper")) == "resnet18 width 64, 32 px"
+    assert gpu.model_label(resolve("paper-vit", {"model.options": {"depth": 2}})) == (
+        "timm:vit_small_patch16_224, 32 px resized to 224 px, depth=2")
+
+
+def test_throughput_read_back_from_an_earlier_run(tmp_path):
+    path = tmp_path / "estimate.csv"
+    row = {"profile": "paper", "stage": "total", "device": "CPU (1 torch threads)",
+           "torch": "2.14.1", "model": "resnet18 width 64, 32 px", "train_batch": 128,
+           "infer_batch": 256, "train_img_s": 6.0, "infer_img_s": 27.0, "forward_gflops": 1.1,
+           "date": "2026-11-28"}  # a CSV from before rates_date: its date is the measurement's
+    pd.DataFrame([row]).to_csv(path, index=False)
+    rates = gpu.stored_rates(path, resolve("paper"))
+    assert rates == {**{key: row[key] for key in gpu.RATES if key in row},
+                     "rates_date": "2026-11-28"}
+    assert gpu.stored_rates(path, resolve("paper-cifar100")) is None  # no row of it
+    assert gpu.stored_rates(path, resolve("paper", {"model.width": 32})) is None  # another model
+    assert gpu.stored_rates(path, resolve("paper", {"original.batch_size": 64})) is None
+    # Measured on a CPU: the public GPU figure scaled by the FLOP ratio; on a GPU: none.
+    projected = gpu.projection(rates, reference=int(2 * 1.1e9))
+    assert projected["train_img_s"] == pytest.approx(2 * gpu.REFERENCE_GPU["train_img_s"])
+    assert gpu.projection({**rates, "device": "NVIDIA H100"}, reference=1) is None

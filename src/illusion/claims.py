@@ -58,6 +58,57 @@ def paper_results() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The paper's ViT-S/16 appendix table (REFERENCE §9b, transcribed (T); the same numbers as the
+# authors' ``table_mean_only.tex``): timm's ImageNet-pretrained ``vit_small_patch16_224``, the
+# Original fine-tuned on the whole training set, Retrain the same pretrained backbone fine-tuned
+# on D_r; mean over the forget sets of each bucket. Heads: the model's own classifier ("Full"),
+# the LP and the nearest class centre ("NC"). The paper runs only RL, SalUn and NegGrad+ on ViT.
+PAPER_VIT_DATASETS = ("cifar10", "cifar100", "tinyimagenet")  # as the profiles' data.name
+PAPER_VIT_COLUMNS = tuple((dataset, bucket, split) for dataset in PAPER_VIT_DATASETS
+                          for bucket in ("single", "multi") for split in ("retain", "forget"))
+# (model, head): one value per column of PAPER_VIT_COLUMNS, i.e. C10-1 R, C10-1 F, C10-3 R,
+# C10-3 F, C100-1 R, C100-1 F, C100-10 R, C100-10 F, Tiny-1 R, Tiny-1 F, Tiny-20 R, Tiny-20 F.
+PAPER_VIT = {
+    ("original", "output"): (98.20, 98.20, 98.16, 98.29, 90.09, 92.00, 90.09, 90.32, 84.90, 79.20, 84.81, 85.44),
+    ("original", "lp"): (98.17, 98.17, 98.15, 98.22, 89.93, 92.20, 89.94, 90.08, 84.97, 81.20, 84.87, 85.68),
+    ("original", "ncc"): (98.06, 98.06, 98.02, 98.15, 89.62, 93.00, 89.67, 89.58, 83.62, 80.40, 83.49, 84.70),
+    ("retrain", "output"): (98.46, 0.00, 98.61, 0.00, 89.95, 0.00, 90.10, 0.00, 83.85, 0.00, 84.14, 0.00),
+    ("retrain", "lp"): (98.28, 97.71, 98.17, 97.35, 90.32, 90.80, 90.13, 87.82, 84.47, 77.60, 84.45, 81.44),
+    ("retrain", "ncc"): (98.12, 94.24, 97.98, 94.51, 89.24, 87.80, 89.31, 81.88, 82.93, 74.80, 82.74, 78.64),
+    ("rl", "output"): (98.50, 0.00, 98.69, 0.00, 90.59, 0.00, 90.79, 0.10, 85.87, 7.20, 86.23, 16.24),
+    ("rl", "lp"): (98.35, 98.64, 98.15, 98.26, 90.47, 94.00, 90.26, 88.32, 85.69, 82.80, 85.57, 85.10),
+    ("rl", "ncc"): (97.50, 99.57, 96.46, 97.84, 90.01, 96.00, 89.56, 82.70, 84.22, 82.40, 84.42, 83.92),
+    ("salun", "output"): (98.46, 0.00, 98.68, 0.00, 90.58, 0.20, 90.64, 0.18, 85.64, 7.60, 85.99, 15.72),
+    ("salun", "lp"): (98.33, 98.59, 98.13, 98.26, 90.36, 93.60, 90.22, 88.24, 85.50, 81.60, 85.33, 84.74),
+    ("salun", "ncc"): (97.51, 99.51, 96.61, 97.85, 89.96, 95.60, 89.33, 81.68, 84.16, 82.00, 84.11, 83.46),
+    ("neggrad_plus", "output"): (98.00, 0.00, 98.21, 6.63, 89.88, 0.00, 89.85, 6.14, 85.12, 0.00, 85.48, 0.52),
+    ("neggrad_plus", "lp"): (98.03, 96.15, 97.57, 95.76, 90.24, 87.20, 89.96, 82.98, 84.95, 75.20, 84.74, 67.50),
+    ("neggrad_plus", "ncc"): (94.88, 87.05, 93.86, 73.38, 89.00, 86.80, 89.20, 43.40, 83.29, 84.40, 82.94, 57.16),
+}
+
+
+def paper_vit_results(dataset: str) -> pd.DataFrame:
+    """The paper's ViT-S/16 appendix means (T) of ``dataset`` (a profile's ``data.name``:
+    ``cifar10``, ``cifar100`` or ``tinyimagenet``) as a ``results`` table, one row per model,
+    bucket, head and split, with a ``bucket`` column (``single``, ``multi``) and forget_set
+    ``"single mean"`` or ``"multi mean"`` (a bucket's mean)."""
+    if dataset not in PAPER_VIT_DATASETS:
+        raise ValueError(f"the paper's ViT-S/16 appendix has no dataset {dataset!r}; valid "
+                         f"choices: {list(PAPER_VIT_DATASETS)}")
+    rows = [{"model": model, "variant": "full", "forget_set": f"{bucket} mean", "head": head,
+             "split": split, "accuracy": value, "bucket": bucket}
+            for (model, head), values in PAPER_VIT.items()
+            for (d, bucket, split), value in zip(PAPER_VIT_COLUMNS, values) if d == dataset]
+    return pd.DataFrame(rows)
+
+
+def vit_appendix_applies(profile) -> bool:
+    """Whether the paper's numbers for ``profile`` are its ViT-S/16 appendix's
+    (:func:`paper_vit_results`) rather than its ResNet-18 table's (:func:`paper_results`): the
+    profile's model is a vision transformer (``timm:vit_*``, ``torchvision:vit_*``)."""
+    return profile.model.arch.partition(":")[2].startswith("vit")
+
+
 def paper_lowered_heads() -> dict[str, tuple[str, ...]]:
     """For each method with a CMF variant in the paper's table, the representation heads whose
     forget accuracy the paper itself reports lower under CMF than without (both numbers known):

@@ -8,11 +8,13 @@ its 150-epoch probe with patience, its 10-class bucket, its per-dataset method s
 ``paper-tinyimagenet`` the same two, where ResNet-50's bottlenecks meet every code path that
 depends on the architecture: chapter 1 runs every baseline in full, in the authors'
 classifier-only protocol (BatchNorm) and under CMF (2048-d features) on the first forget set,
-chapter 2 the 20-class bucket, both the cosine probe schedule.
+chapter 2 the 20-class bucket, both the cosine probe schedule. The three ViT-S/16 profiles
+(``paper-vit*``, the paper's appendix) run every chapter each, on a two-block ViT-Tiny of
+timm from a random init: a transformer meets every code path (no BatchNorm, a CLS-token
+feature, the central crop and resize of the inputs), on each dataset's own settings.
 Checks are computed and shown but not asserted on shrunk settings
 (:func:`illusion.book.asserts_checks`)."""
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -23,13 +25,24 @@ from illusion import book
 from illusion.config import get_profile
 from illusion.paths import project_root
 
-PROFILES = {"paper": "resnet18", "paper-cifar100": "resnet18", "paper-tinyimagenet": "resnet50"}
+# The ViT-S/16 appendix's profiles run a ViT-Tiny of the same timm family, two blocks deep,
+# on 32-px inputs, from a random init (no download): what ran is asserted from the chapters'
+# summary line.
+VIT_SHRINK = {"model.arch": "timm:vit_tiny_patch16_224", "model.pretrained": False,
+              "model.input_size": 32, "model.options": {"depth": 2}}
+VIT = "timm:vit_tiny_patch16_224 (random init, 32 px, depth=2)"
+# The model each profile's chapters must say they ran.
+PROFILES = {"paper": "resnet18 (width 4)", "paper-cifar100": "resnet18 (width 4)",
+            "paper-tinyimagenet": "resnet50 (width 4)", "paper-vit": VIT,
+            "paper-vit-cifar100": VIT, "paper-vit-tinyimagenet": VIT}
 # The chapters each profile runs (None: every chapter).
 CHAPTERS = {"paper": None,
             "paper-cifar100": ("01_setup", "02_misalignment"),
-            "paper-tinyimagenet": ("01_setup", "02_misalignment")}
+            "paper-tinyimagenet": ("01_setup", "02_misalignment"),
+            "paper-vit": None, "paper-vit-cifar100": None, "paper-vit-tinyimagenet": None}
 # Classes of the profile's multi-class forget sets (the paper's buckets).
-MULTI = {"paper": 3, "paper-cifar100": 10, "paper-tinyimagenet": 20}
+MULTI = {"paper": 3, "paper-cifar100": 10, "paper-tinyimagenet": 20,
+         "paper-vit": 3, "paper-vit-cifar100": 10, "paper-vit-tinyimagenet": 20}
 
 
 def shrink(profile: str) -> dict:
@@ -49,6 +62,9 @@ def shrink(profile: str) -> dict:
     for prefix in ["methods.unsir", *(f"variant_methods.{v}.unsir" for v in p.variant_methods)]:
         overrides |= {f"{prefix}.options.noise_steps": 2, f"{prefix}.options.noise_repeats": 1,
                       f"{prefix}.batch_size": 16}
+    if p.model.outside:
+        assert p.model.pretrained  # the profile's own promise; the shrink trains from scratch
+        overrides |= VIT_SHRINK
     return overrides
 
 
@@ -64,26 +80,45 @@ def data_root(tmp_path_factory):
     return root
 
 
+def execute_in_one_kernel(notebooks: list, parameters: dict, cwd) -> list:
+    """Each notebook with papermill's parameter cell injected, executed in turn in one kernel:
+    the ~7 s a fresh kernel spends importing torch, pandas and the package is paid once per
+    profile, not once per chapter. That each chapter also runs alone in a kernel of its own
+    is what nbval checks (make test, on smoke)."""
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    kernel = KernelManager(kernel_name="python3")
+    kernel.start_kernel(cwd=str(cwd))
+    try:
+        executed = []
+        for path in notebooks:
+            nb = parameterize_notebook(load_notebook_node(str(path)), parameters)
+            NotebookClient(nb, km=kernel, timeout=600).execute()
+            executed.append(nb)
+        return executed
+    finally:
+        kernel.shutdown_kernel(now=True)
+
+
 def run_chapters(profile, data_root, tmp_path, monkeypatch):
-    papermill = pytest.importorskip("papermill")
+    pytest.importorskip("papermill")
     monkeypatch.setenv("ILLUSION_DATA", str(data_root))
     monkeypatch.setenv("ILLUSION_CACHE", str(tmp_path / "store"))
     monkeypatch.setenv("ILLUSION_RESULTS", str(tmp_path / "results"))
     source = project_root() / "book"
-    outputs = []
     chapters = [c for c in book.chapters(source)
                 if CHAPTERS[profile] is None or c.stem in CHAPTERS[profile]]
     assert len(chapters) == len(CHAPTERS[profile] or chapters)
-    for chapter in chapters:
-        notebook = book.to_notebook(chapter, tmp_path / "nb" / f"{chapter.stem}.ipynb")
-        papermill.execute_notebook(str(notebook), str(notebook), cwd=str(source),
-                                   parameters={"profile": profile, "overrides": shrink(profile)},
-                                   kernel_name="python3", progress_bar=False)
-        outputs.append(json.loads(notebook.read_text()))
+    notebooks = [book.to_notebook(c, tmp_path / "nb" / f"{c.stem}.ipynb") for c in chapters]
+    outputs = execute_in_one_kernel(notebooks, {"profile": profile, "overrides": shrink(profile)},
+                                    source)
     text = "".join(out.get("text", "") if isinstance(out.get("text", ""), str)
                    else "".join(out["text"])
                    for nb in outputs for cell in nb["cells"] for out in cell.get("outputs", []))
-    assert f"model {PROFILES[profile]} (width 4)" in text
+    assert f"model {PROFILES[profile]}," in text
     assert "checks not asserted" in text  # shrunk settings: computed and shown only
 
     results = tmp_path / "results" / profile
@@ -123,3 +158,18 @@ class TestPaperCifar100:
 class TestPaperTinyImagenet:
     def test_the_chapters_run(self, data_root, tmp_path, monkeypatch):
         run_chapters("paper-tinyimagenet", data_root, tmp_path, monkeypatch)
+
+
+class TestPaperVit:
+    def test_the_chapters_run(self, data_root, tmp_path, monkeypatch):
+        run_chapters("paper-vit", data_root, tmp_path, monkeypatch)
+
+
+class TestPaperVitCifar100:
+    def test_the_chapters_run(self, data_root, tmp_path, monkeypatch):
+        run_chapters("paper-vit-cifar100", data_root, tmp_path, monkeypatch)
+
+
+class TestPaperVitTinyImagenet:
+    def test_the_chapters_run(self, data_root, tmp_path, monkeypatch):
+        run_chapters("paper-vit-tinyimagenet", data_root, tmp_path, monkeypatch)

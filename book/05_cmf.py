@@ -88,7 +88,7 @@ from torch.nn import functional as F
 
 from illusion import claims, cmf, results
 from illusion.book import start
-from illusion.claims import paper_results
+from illusion.claims import paper_results, vit_appendix_applies
 from illusion.config import paper_cmf_epochs
 from illusion.embedding import tsne
 from illusion.heads import HEADS, class_means, ncc_predict
@@ -317,7 +317,8 @@ plt.show()
 # ours. They are the paper's, not ours.
 
 # %%
-if exp.profile.paper_recipe and exp.profile.data.name == "cifar10":
+if (exp.profile.paper_recipe and exp.profile.data.name == "cifar10"
+        and not vit_appendix_applies(exp.profile)):  # the appendix gives no CMF numbers
     paper = paper_results()
     paper = paper[paper["model"].isin(["retrain", *methods])]
     paper = results.with_variant_labels(paper)
@@ -330,7 +331,8 @@ if exp.profile.paper_recipe and exp.profile.data.name == "cifar10":
     print("paper (Gao et al. 2026, transcribed): CIFAR-10, ResNet-18, single class, mean over 10 classes")
     display(paper_table.round(2).fillna("–"))
 else:
-    print("the paper's CIFAR-10 numbers are shown on the `paper` profile (CIFAR-10) only")
+    print("the paper's CIFAR-10 ResNet-18 numbers are shown on the `paper` profile only (its "
+          "ViT-S/16 appendix has no CMF table)")
 
 # %% [markdown]
 # ## Features after unlearning, with and without CMF

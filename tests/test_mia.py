@@ -55,12 +55,14 @@ def test_efficacy_is_a_percentage_between_the_extremes_for_a_mixed_forget_set():
 def test_shadow_set_is_balanced_by_subsampling(monkeypatch):
     seen = {}
 
-    class Recording(mia.SVC):
+    import sklearn.svm
+
+    class Recording(sklearn.svm.SVC):
         def fit(self, x, y):
             seen["members"], seen["outsiders"] = int((y == 1).sum()), int((y == 0).sum())
             return super().fit(x, y)
 
-    monkeypatch.setattr(mia, "SVC", Recording)
+    monkeypatch.setattr(sklearn.svm, "SVC", Recording)  # mia imports it per call
     mia.mia_efficacy(*sample(300, 0.99, 1), *sample(40, 0.1, 2), *sample(10, 0.5, 3))
     assert seen == {"members": 40, "outsiders": 40}
 
@@ -86,12 +88,14 @@ def test_authors_efficacy_on_known_members_and_non_members(target_level, low, hi
 def test_authors_shadow_set_is_used_whole_and_unbalanced(monkeypatch):
     seen = {}
 
-    class Recording(mia.SVC):
+    import sklearn.svm
+
+    class Recording(sklearn.svm.SVC):
         def fit(self, x, y):
             seen["members"], seen["outsiders"] = int((y == 1).sum()), int((y == 0).sum())
             return super().fit(x, y)
 
-    monkeypatch.setattr(mia, "SVC", Recording)
+    monkeypatch.setattr(sklearn.svm, "SVC", Recording)  # mia imports it per call
     mia.mia_efficacy_authors(*sample(300, 0.99, 1), *sample(40, 0.1, 2), *sample(10, 0.5, 3))
     assert seen == {"members": 300, "outsiders": 40}
 

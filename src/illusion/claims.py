@@ -361,6 +361,18 @@ NOT_DECIDED: dict[str, frozenset[tuple[str, str]]] = {
     # GPU run measures their floor and spread (benchmarks/seed_spread.py).
     "paper-cifar100": frozenset({("original_accuracy", "original")}),
     "paper-tinyimagenet": frozenset({("original_accuracy", "original")}),
+    # The ViT-S/16 appendix: no run of ours has measured it (no GPU). The paper's own means
+    # (PAPER_VIT, chapter 2) fail these checks: pretrained features keep Retrain's LP forget at
+    # 77.6-97.7%, so RL's and SalUn's LP/NCC stay within 5 pp of it (CIFAR-10 single: RL LP
+    # +0.93, SalUn LP +0.88; CIFAR-100 multi: SalUn NCC -0.20), and on Tiny-ImageNet RL and
+    # SalUn leave 7.2-16.2% output forget accuracy and the Original ends at 84.9%, under
+    # Fashion-MNIST's 88% floor. Shown, not asserted, until a GPU run measures their spread.
+    **{name: frozenset({("claim1_above_retrain", f"{m}/{h}") for m in ("rl", "salun")
+                        for h in ("lp", "ncc")}
+                       | ({("claim1_output_forget", "rl"), ("claim1_output_forget", "salun"),
+                           ("original_accuracy", "original")}
+                          if name.endswith("tinyimagenet") else set()))
+       for name in ("paper-vit", "paper-vit-cifar100", "paper-vit-tinyimagenet")},
 }
 # Profile -> (check, subject) pairs measured to fail on every seed, with room: a claim that
 # does not hold on that profile after a faithful implementation. Shown; the build fails if

@@ -271,8 +271,9 @@ mia.pivot_table(index="model", columns="protocol", values="mia", sort=False).rou
 # `Resize(256) + CenterCrop(224)` on CIFAR, `Resize((224, 224))` on Tiny-ImageNet) and through
 # ours (the model's central crop and bilinear resize, `illusion.models.Adapted.prepare`).
 # Absolute difference in 8-bit levels, on the whole image and inside a border of half a source
-# pixel, where our resize of the window alone repeats its edge pixel and theirs blends in the
-# pixel beyond it.
+# pixel. Ours resizes the whole image and then crops, as theirs, so the pixels just outside the
+# window blend into its border in both; what remains is PIL's bilinear kernel against torch's
+# and the rounding of theirs to 8 bits.
 
 # %%
 vit_cfg = exp.profile.model

@@ -123,9 +123,9 @@ vit_deviations = [
      "one normalisation per dataset, shared by every model of the book; neither theirs nor ours "
      "is the weights' own", "not measured (needs the paper's GPU runs)"),
     ("ViT CIFAR inputs", "test: Resize(256) + CenterCrop(224); training: Resize(256) + "
-     "RandomCrop(224) + flip", "test: the central 224/256 of the image (28 of 32 px) resized "
-     "bilinearly to 224 inside the model; training: that window after a shift of up to 2 px "
-     "(the padding never reaches it) and a flip", "paper-vit, paper-vit-cifar100",
+     "RandomCrop(224) + flip", "test: the same, inside the model (bilinear resize of the "
+     "32-px image to 256, its central 224 kept); training: that window after a shift of up to "
+     "2 px (the padding never reaches it) and a flip", "paper-vit, paper-vit-cifar100",
      "the images stay 32 px on the device and the model resizes them; their crop offsets (0-32 "
      "of 256 px) are shifts of 1/8 px, ours whole pixels (5 offsets per axis instead of 33)",
      "test inputs measured below; training offsets not measured"),

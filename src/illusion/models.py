@@ -20,12 +20,62 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 # Images per forward pass when no gradient is needed (features, accuracy, CMF recomputes).
 # On a 2-core CPU, batches of 128-256 run ~2x faster than 1024, whose activations overflow the
 # caches (benchmarks/throughput.py, width 8: ~6,500 vs ~3,000 images/s).
 INFERENCE_BATCH_SIZE = 256
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions and an identity (or ``downsample``) shortcut: torchvision's
+    ``BasicBlock``, with its submodule names, so checkpoints load either way. The package
+    defines its own blocks because importing ``torchvision.models`` costs every process
+    ~2.5 s (it pulls in ``torch._dynamo``), and the book starts many."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (carrying the stride), 1x1 expand by 4, and the shortcut: torchvision's
+    ``Bottleneck`` (ResNet v1.5), with its submodule names."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
+
 
 ARCHITECTURES = {
     # ResNet-18's layout with one block per stage: the default profile's CPU budget (same

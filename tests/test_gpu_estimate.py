@@ -56,9 +56,9 @@ def test_methods_by_hand(counts):
     assert passes(counts, "neggrad_plus full 0") == (540 + 9 * 60, 0)
     # SCRUB: 1 max epoch on D_f and 1 min epoch on D_r; the teacher sees the same images.
     assert passes(counts, "scrub full 0") == (600, 600)
-    # UNSIR: 40 noise steps of 64 images per forget class; impair on 20 x 64 noise images and
-    # a subset of 60 images per retain class, then repair on the subset.
-    assert passes(counts, "unsir full 1-2") == (2 * 40 * 64 + (2 * 20 * 64 + 480) + 480, 0)
+    # UNSIR (smoke's shortened noise): 4 noise steps of 64 images per forget class; impair on
+    # 2 x 64 noise images and a subset of 60 images per retain class, then repair on the subset.
+    assert passes(counts, "unsir full 1-2") == (2 * 4 * 64 + (2 * 2 * 64 + 480) + 480, 0)
     # SVD: features of 900 // 9 = 100 (all 60) images per retain class and of D_f.
     assert passes(counts, "svd full 0") == (0, 540 + 60)
     assert passes(counts, "prune full 0") == (0, 0)
@@ -72,7 +72,7 @@ def test_variants_by_hand(counts):
     assert passes(counts, "original features, forget set 0") == (0, 800 + 9 * 6)
     assert passes(counts, "rl classifier_only 0") == (0, 0)
     # UNSIR needs images: its noise learns through the whole network, the rest trains fc only.
-    assert passes(counts, "unsir classifier_only 0") == (40 * 64, (20 * 64 + 540) + 540)
+    assert passes(counts, "unsir classifier_only 0") == (4 * 64, (2 * 64 + 540) + 540)
     # Chapter 7's authors-protocol run (a second setting) is another model: forward passes.
     authors = [a for a in counts.index if a.startswith("rl classifier_only 0 on ")]
     assert len(authors) == 1 and passes(counts, authors[0]) == (0, 600)

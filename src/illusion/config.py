@@ -568,7 +568,14 @@ def _smoke(rows: tuple[MethodRow, ...] | None = None,
     # The rows are read when the profile is built (a test may add one to METHOD_ROWS).
     rows, cmf_rows = _or(rows, METHOD_ROWS), _or(cmf_rows, CMF_ROWS)
     quick = dict(epochs=1, lr=0.01, batch_size=64)  # every method's, but a row's ``fixed``
-    methods = _laptop_table(rows, quick)
+
+    def quick_unsir(table: dict[str, MethodConfig]) -> dict[str, MethodConfig]:
+        # UNSIR's noise (40 Adam steps on 20 copies of a batch per forget class) cost more
+        # than every other smoke run together (measured); a few steps and copies run its code.
+        return {m: dataclasses.replace(c, options={**c.options, "noise_steps": 4,
+                                                   "noise_repeats": 2}) if m == "unsir" else c
+                for m, c in table.items()}
+    methods = quick_unsir(_laptop_table(rows, quick))
     return Profile(
         name="smoke",
         data=DataConfig("mnist5k", train_per_class=60, test_per_class=20),
@@ -579,7 +586,7 @@ def _smoke(rows: tuple[MethodRow, ...] | None = None,
                             crop_padding=2, flip=False, keep="last"),
         buckets={"single": [(0,)], "multi": [(1, 2)]},
         methods=methods,
-        variant_methods={"cmf": _laptop_table(cmf_rows, quick),
+        variant_methods={"cmf": quick_unsir(_laptop_table(cmf_rows, quick)),
                          "classifier_only": {m: c for m, c in methods.items() if c.epochs > 0}},
         heads=HeadConfig(lbfgs_max_iter=50, sgd_epochs=2),
         attack=AttackConfig(steps=6, batch_size=32, eval_every=3),

@@ -83,7 +83,7 @@ test: install
 	rm -rf _build/nbval
 	$(PY) -m illusion.book prepare --profile smoke --out _build/nbval
 	ILLUSION_CACHE=$(CURDIR)/_build/nbval/cache OMP_NUM_THREADS=1 \
-	    $(PY) -m pytest tests --nbval-lax _build/nbval -n auto --dist loadscope --durations=25
+	    $(PY) -m pytest tests --nbval-lax _build/nbval -n auto --dist loadscope --no-loadscope-reorder --durations=25
 
 clean:
 	rm -rf _build book/*.ipynb

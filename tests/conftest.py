@@ -30,7 +30,6 @@ def synthetic():
                                    num_classes=4, noise=0.5, seed=0))
 
 
-
 # The slowest scopes (measured with make test's --durations), slowest first. With
 # --no-loadscope-reorder (the Makefile) pytest-xdist hands scopes to its workers in collection
 # order: a long one collected last runs alone at the end while the other worker idles;

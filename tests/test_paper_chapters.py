@@ -3,25 +3,25 @@ their datasets in the real on-disk formats (tests/standin.py). The overrides onl
 (width, epochs, one forget set per bucket, SGD-probe epochs, L-BFGS iterations, attack steps
 and shots). Every code path of the paper profiles runs once, not every chapter on every
 profile: on ``paper`` (ResNet-18, the SGD probe on augmented features, the authors'
-classifier-only protocol) the chapters whose code reads the profile's recipe: 1, 2, 4, 5
-(the paper's CMF table), 8 and the ledger of 9; on ``paper-tinyimagenet``
-chapters 1 and 2, where ResNet-50's bottlenecks meet every code path that depends on the
-architecture: chapter 1 runs every baseline in full, in the authors' classifier-only protocol
-(BatchNorm) and under CMF (its 4x-expanded features) on the first forget set, chapter 2 the 20-class
-bucket, both the cosine probe schedule. The ViT-S/16 profiles (``paper-vit*``, the paper's
-appendix) run a two-block ViT-Tiny of timm from a random init: a transformer meets every code
-path (no BatchNorm, a CLS-token feature, the central crop and resize of the inputs).
-Each runs chapters 1 and 2 (every model kind on its dataset's settings, and chapter 2's
-appendix table of its dataset); ``paper-vit-cifar100`` also chapter 5 (CMF on 192-d CLS
-features, the ResNet-only table left out) and 8 (the comparison of its resized and cropped
-inputs with the authors'), ``paper-vit-tinyimagenet`` also chapter 8 (its inputs, resized
-whole). The chapters whose code does not depend on the profile (the geometry of 3, the
-attacks and probes of 6 and 7) run on smoke (nbval) and on tests/test_run.py's plan; their
-library code meets a ViT in tests/test_cli_models.py (the audit: every attack and probe, OU@ε
-included). ``paper-vit-cifar100`` reads what ``paper-cifar100`` would (its data, its
-150-epoch probe with patience, its 10-class bucket, its per-dataset method settings), so the
-ResNet-18 on CIFAR-100 adds no code path and does not run. ResNet-50 runs at width 2: its
-bottlenecks on 64-px maps at width 4 took twice the time.
+classifier-only protocol) the chapters whose code reads the profile's recipe: 1, 2, 4, 5 (the
+paper's CMF table), 8 and the ledger of 9; on ``paper-tinyimagenet`` chapters 1 and 2, where
+ResNet-50's bottlenecks meet every code path that depends on the architecture: chapter 1 runs
+every baseline in full, in the authors' classifier-only protocol (BatchNorm) and under CMF
+(its 4x-expanded features) on the first forget set, chapter 2 the 20-class bucket, both the
+cosine probe schedule. The ViT-S/16 profiles (``paper-vit*``, the paper's appendix) run a
+two-block ViT-Tiny of timm from a random init: a transformer meets every code path (no
+BatchNorm, a CLS-token feature, the central crop and resize of the inputs). Each runs
+chapters 1 and 2 (every model kind on its dataset's settings, and chapter 2's appendix table
+of its dataset); ``paper-vit-cifar100`` also chapter 5 (CMF on 192-d CLS features, the
+ResNet-only table left out) and 8 (the comparison of its resized and cropped inputs with the
+authors'), ``paper-vit-tinyimagenet`` also chapter 8 (its inputs, resized whole). The
+chapters whose code does not depend on the profile (the geometry of 3, the attacks and probes
+of 6 and 7) run on smoke (nbval) and on tests/test_run.py's plan; their library code meets a
+ViT in tests/test_cli_models.py (the audit: every attack and probe, OU@ε included).
+``paper-vit-cifar100`` reads what ``paper-cifar100`` would (its data, its 150-epoch probe with
+patience, its 10-class bucket, its per-dataset method settings), so the ResNet-18 on
+CIFAR-100 adds no code path and does not run. ResNet-50 runs at width 2: its bottlenecks on
+64-px maps at width 4 took twice the time.
 Checks are computed and shown but not asserted on shrunk settings
 (:func:`illusion.book.asserts_checks`)."""
 
@@ -45,8 +45,7 @@ VIT_SHRINK = {"model.arch": "timm:vit_tiny_patch16_224", "model.pretrained": Fal
 VIT = "timm:vit_tiny_patch16_224 (random init, 32 px, depth=2)"
 # The model each profile's chapters must say they ran.
 PROFILES = {"paper": "resnet18 (width 4)", "paper-tinyimagenet": "resnet50 (width 2)",
-            "paper-vit": VIT,
-            "paper-vit-cifar100": VIT, "paper-vit-tinyimagenet": VIT}
+            "paper-vit": VIT, "paper-vit-cifar100": VIT, "paper-vit-tinyimagenet": VIT}
 # The chapters each profile runs.
 CHAPTERS = {"paper": ("01_setup", "02_misalignment", "04_classifier_only", "05_cmf",
                       "08_deviations", "09_reproducibility"),

@@ -41,6 +41,19 @@ def serial(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def part():
+    return one_of_each_kind(plan.plan("smoke", TINY))
+
+
+@pytest.fixture(scope="module")
+def serial_part(part, tmp_path_factory):
+    """The store of that part computed serially: what an executor must store, exactly."""
+    config = plan.Config("smoke", TINY, str(tmp_path_factory.mktemp("serial_part")))
+    assert sum(n for _, n in plan.run_serial(part, config)) > len(part)
+    return config
+
+
+@pytest.fixture(scope="module")
 def local_ray():
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     yield
@@ -96,8 +109,7 @@ def test_the_chapters_compute_nothing_after_the_plan(serial, monkeypatch, tmp_pa
 
 def one_of_each_kind(graph):
     """The part of ``graph`` an executor test runs: the first node of every kind (each model,
-    variant and table kind) and what they need, 15 of the TINY plan's 131 nodes. The serial
-    run of the whole plan is the reference they are compared with."""
+    variant and table kind) and what they need, 15 of the TINY plan's 131 nodes."""
     def kind(call):
         if call.method in ("unlearned", "unlearning_curve"):
             return call.method, call.args[2]
@@ -119,8 +131,9 @@ def _table(path):
     return pd.read_csv(path).drop(columns="seconds", errors="ignore")
 
 
-def test_ray_stores_what_serial_stores_though_a_worker_dies(serial, local_ray, tmp_path):
-    graph = one_of_each_kind(plan.plan("smoke", TINY))
+def test_ray_stores_what_serial_stores_though_a_worker_dies(part, serial_part, local_ray,
+                                                           tmp_path):
+    graph = part
     target = plan.Node((plan.unlearned("rl", ForgetSet((0,))),))
     assert target in graph
     died = tmp_path / "died"
@@ -137,7 +150,7 @@ def test_ray_stores_what_serial_stores_though_a_worker_dies(serial, local_ray, t
     computed = dict(plan.run_ray(graph, config, task=dies_once))
     assert died.exists() and computed[target] == 1 and set(computed) == set(graph)
 
-    ours, reference = Path(config.store), Path(serial.store)
+    ours, reference = Path(config.store), Path(serial_part.store)
     # The dead write left its temporary file (hidden, never read as an artifact), nothing else.
     leftovers = [p for p in _files(ours) if p.name.startswith(".")]
     assert [p.parent for p in leftovers] == [Path("models")]
@@ -148,11 +161,9 @@ def test_ray_stores_what_serial_stores_though_a_worker_dies(serial, local_ray, t
 
 
 def assert_same_store(ours: Path, reference: Path, ignore=()) -> None:
-    """Artifacts of the reference store, bitwise (tables but for their wall times): ours holds
-    a part of the plan the reference computed whole, so each of ours must be there and equal."""
-    stored = _files(ours) - set(ignore)
-    assert stored and stored <= _files(reference), sorted(map(str, stored - _files(reference)))
-    for path in stored:
+    """The same artifacts, bitwise (tables but for their wall times)."""
+    assert _files(ours) - set(ignore) == _files(reference)
+    for path in _files(reference):
         if path.suffix == ".csv":
             pd.testing.assert_frame_equal(_table(ours / path), _table(reference / path))
         elif path.suffix == ".pt":
@@ -164,9 +175,9 @@ def assert_same_store(ours: Path, reference: Path, ignore=()) -> None:
             assert (ours / path).read_bytes() == (reference / path).read_bytes()
 
 
-def test_processes_store_what_serial_stores(serial, tmp_path):
+def test_processes_store_what_serial_stores(part, serial_part, tmp_path):
     """Two single-threaded processes, each node after the nodes it needs: the same store."""
-    graph = one_of_each_kind(plan.plan("smoke", TINY))
+    graph = part
     config = plan.Config("smoke", TINY, str(tmp_path / "processes"))
     order = [node for node, _ in plan.run_processes(graph, config, jobs=2)]
     assert sorted(map(str, order)) == sorted(map(str, graph))
@@ -174,7 +185,7 @@ def test_processes_store_what_serial_stores(serial, tmp_path):
     for node in order:  # a node is reported done only after every node it needs
         assert set(graph[node]) <= finished, node
         finished.add(node)
-    assert_same_store(Path(config.store), Path(serial.store))
+    assert_same_store(Path(config.store), Path(serial_part.store))
 
 
 def test_a_second_run_computes_nothing(serial, monkeypatch, capsys):

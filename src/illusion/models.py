@@ -26,6 +26,7 @@ from torch.nn import functional as F
 # caches (benchmarks/throughput.py, width 8: ~6,500 vs ~3,000 images/s).
 INFERENCE_BATCH_SIZE = 256
 
+
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions and an identity (or ``downsample``) shortcut: torchvision's
     ``BasicBlock``, with its submodule names, so checkpoints load either way. The package

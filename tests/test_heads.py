@@ -146,6 +146,64 @@ def test_a_new_head_is_one_registered_class():
         del HEADS["farthest"]
 
 
+def autograd_lbfgs_probe(x, y, k, max_iter, l2):
+    """The L-BFGS probe with autograd's gradient, as it was written before the gradient was
+    written out: the minimum the fast probe must reach."""
+    mean, std = x.double().mean(0), x.double().std(0).clamp_min(1e-6)
+    z = (x.double() - mean) / std
+    probe = torch.nn.Linear(z.shape[1], k).double()
+    torch.nn.init.zeros_(probe.weight); torch.nn.init.zeros_(probe.bias)
+    optimizer = torch.optim.LBFGS(probe.parameters(), lr=1, max_iter=max_iter,
+                                  tolerance_grad=1e-9, tolerance_change=1e-12,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(probe(z), y) + l2 * probe.weight.pow(2).sum()
+        loss.backward()
+        return loss
+    optimizer.step(closure)
+    weight = probe.weight.detach() / std
+    return weight.float(), (probe.bias.detach() - weight @ mean).float()
+
+
+def test_the_written_out_lbfgs_probe_reaches_autograds_minimum():
+    g = torch.Generator().manual_seed(5)
+    y = torch.arange(6).repeat_interleave(60)
+    x = 3 + torch.randn(6, 12, generator=g)[y] + 2 * torch.randn(len(y), 12, generator=g)
+    fast = linear_probe_lbfgs(x, y, 6, max_iter=300, l2=1e-3)
+    weight, bias = autograd_lbfgs_probe(x, y, 6, 300, 1e-3)
+    torch.testing.assert_close(fast.weight, weight, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast.bias, bias, atol=1e-4, rtol=1e-4)
+    assert torch.equal(fast(x).argmax(1), (x @ weight.T + bias).argmax(1))
+
+
+def test_cpu_inference_runs_channels_last_and_leaves_the_model_as_it_was():
+    from illusion.device import extract
+    from illusion.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet10", 10, 1, 8).train()
+    x = torch.randn(300, 1, 28, 28)
+    params = list(model.parameters())
+    versions = [p._version for p in (*params, *model.buffers())]
+    seen = []
+    hook = model.stages[0].register_forward_hook(
+        lambda module, inputs, output: seen.append(output.is_contiguous(memory_format=torch.channels_last)))
+    features = extract(model, x)
+    hook.remove()
+    assert seen and all(seen)  # the convolutions ran channels-last
+    with torch.no_grad():
+        reference = model.eval().features(x)
+    model.train()
+    torch.testing.assert_close(features, reference, atol=1e-5, rtol=1e-5)
+    # The same parameter objects, contiguous again, their version counters untouched (the CMF
+    # context tells a changed model by them) and still in training mode.
+    assert list(model.parameters()) == params and model.training
+    assert all(p.is_contiguous() for p in params)
+    assert [p._version for p in (*params, *model.buffers())] == versions
+
+
 def test_evaluating_restores_every_module_own_mode():
     from illusion.device import evaluating
 

@@ -105,29 +105,41 @@ def features(model: nn.Module, train: Split, test: Split,
 
 def linear_probe_lbfgs(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,
                        max_iter: int = 300, l2: float = 1e-4) -> nn.Linear:
-    """Full-batch L-BFGS on standardised features; returns a linear layer on raw features."""
+    """Full-batch L-BFGS on standardised features; returns a linear layer on raw features.
+
+    The loss is mean cross-entropy plus ``l2``·‖W‖² (not the bias). Its gradient is written
+    out, as in :func:`linear_probe_sgd`: ``(softmax - onehot)ᵀ [x | 1] / N`` plus ``2·l2·W``, so
+    each of the ~400 loss evaluations is two matrix products instead of an autograd pass (half
+    the time of one fit)."""
     # Standardising makes the problem well conditioned, so L-BFGS converges in few steps.
     mean, std = train_x.double().mean(0), train_x.double().std(0).clamp_min(1e-6)
     x = (train_x.double() - mean) / std
-    probe = nn.Linear(x.shape[1], num_classes).to(x.device, torch.float64)
-    nn.init.zeros_(probe.weight); nn.init.zeros_(probe.bias)
-    optimizer = torch.optim.LBFGS(probe.parameters(), lr=1, max_iter=max_iter,
+    # [W | b] acting on [x | 1], from zero.
+    x = torch.cat([x, x.new_ones(len(x), 1)], 1)
+    onehot = nn.functional.one_hot(train_y, num_classes).to(x)
+    weight = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device,
+                         requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight], lr=1, max_iter=max_iter,
                                   tolerance_grad=1e-9, tolerance_change=1e-12,
                                   history_size=20, line_search_fn="strong_wolfe")
 
+    @torch.no_grad()
     def closure():
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(probe(x), train_y) + l2 * probe.weight.pow(2).sum()
-        loss.backward()
+        logits = x @ weight.T
+        log_norm = torch.logsumexp(logits, 1)
+        loss = (log_norm - (logits * onehot).sum(1)).mean() + l2 * weight[:, :-1].square().sum()
+        grad = torch.exp(logits - log_norm[:, None]).sub_(onehot).T @ x / len(x)
+        grad[:, :-1] += 2 * l2 * weight[:, :-1]
+        weight.grad = grad
         return loss
 
     optimizer.step(closure)
     # Fold the standardisation into the layer, so it applies to raw features.
-    out = nn.Linear(x.shape[1], num_classes).to(train_x.device)
+    out = nn.Linear(x.shape[1] - 1, num_classes).to(train_x.device)
     with torch.no_grad():
-        weight = probe.weight / std
-        out.weight.copy_(weight.float())
-        out.bias.copy_((probe.bias - weight @ mean).float())
+        scaled = weight[:, :-1] / std
+        out.weight.copy_(scaled.float())
+        out.bias.copy_((weight[:, -1] - scaled @ mean).float())
     return out
 
 

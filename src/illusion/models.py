@@ -22,9 +22,9 @@ from torch import nn
 from torch.nn import functional as F
 
 # Images per forward pass when no gradient is needed (features, accuracy, CMF recomputes).
-# On a 2-core CPU, batches of 128-256 run ~2x faster than 1024, whose activations overflow the
-# caches (benchmarks/throughput.py, width 8: ~6,500 vs ~3,000 images/s).
-INFERENCE_BATCH_SIZE = 256
+# On a 2-core CPU, batches of 128 run ~30% faster than 256 and ~2x faster than 1024, whose
+# activations overflow the caches (benchmarks/throughput.py, the default ResNet-10 of width 8).
+INFERENCE_BATCH_SIZE = 128
 
 
 class BasicBlock(nn.Module):

@@ -55,7 +55,7 @@ from illusion import plan
 from illusion.classifier_only import protocol_of
 from illusion.config import ForgetSet, MethodConfig, Profile, resolve, to_jsonable
 from illusion.device import autocast, synchronize
-from illusion.models import INFERENCE_BATCH_SIZE, memory_format, model_from_config
+from illusion.models import INFERENCE_BATCH_SIZE, MEMORY_FORMAT, model_from_config
 from illusion.train import resolve_device
 
 PAPER_PROFILES = ("paper", "paper-cifar100", "paper-tinyimagenet", "paper-vit",
@@ -454,7 +454,7 @@ def measure(p: Profile, device: torch.device, n_batches: int, warmup: int) -> di
 
     def data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(n, channels, side, side, generator=g)
-        return (x.to(device).contiguous(memory_format=memory_format(device)),
+        return (x.to(device).contiguous(memory_format=MEMORY_FORMAT),
                 torch.randint(0, classes, (n,), generator=g).to(device))
 
     train = images_per_second(model, *data(p.original.batch_size), True, n_batches, warmup)

@@ -178,32 +178,6 @@ def test_the_written_out_lbfgs_probe_reaches_autograds_minimum():
     assert torch.equal(fast(x).argmax(1), (x @ weight.T + bias).argmax(1))
 
 
-def test_cpu_inference_runs_channels_last_and_leaves_the_model_as_it_was():
-    from illusion.device import extract
-    from illusion.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model("resnet10", 10, 1, 8).train()
-    x = torch.randn(300, 1, 28, 28)
-    params = list(model.parameters())
-    versions = [p._version for p in (*params, *model.buffers())]
-    seen = []
-    hook = model.stages[0].register_forward_hook(
-        lambda module, inputs, output: seen.append(output.is_contiguous(memory_format=torch.channels_last)))
-    features = extract(model, x)
-    hook.remove()
-    assert seen and all(seen)  # the convolutions ran channels-last
-    with torch.no_grad():
-        reference = model.eval().features(x)
-    model.train()
-    torch.testing.assert_close(features, reference, atol=1e-5, rtol=1e-5)
-    # The same parameter objects, contiguous again, their version counters untouched (the CMF
-    # context tells a changed model by them) and still in training mode.
-    assert list(model.parameters()) == params and model.training
-    assert all(p.is_contiguous() for p in params)
-    assert [p._version for p in (*params, *model.buffers())] == versions
-
-
 def test_evaluating_restores_every_module_own_mode():
     from illusion.device import evaluating
 

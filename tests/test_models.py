@@ -66,3 +66,64 @@ def test_relative_encoder_change_is_measured_outside_the_classifier():
             if not name.startswith("fc."):
                 p.mul_(1.5)
     assert relative_encoder_change(model, start) == pytest.approx(0.5, rel=1e-5)
+
+
+# One training step of a strided 1x1 convolution with 4 input channels in channels-last, the
+# shape of the smoke ResNet's first projection: ``strided`` is nn.Conv2d's kernel, which
+# torch 2.14.1's oneDNN gets wrong in the backward (the process aborts, segfaults or hangs),
+# ``projection`` the package's Projection.
+_ONE_STEP = """
+import sys, torch
+from illusion.models import Projection
+torch.set_num_threads(1)
+strided = sys.argv[1] == "strided"
+for batch in (2, 3, 17, 64, 128):
+    torch.manual_seed(batch)
+    conv = (torch.nn.Conv2d(4, 8, 1, stride=2, bias=False) if strided else Projection(4, 8, 2))
+    conv = conv.to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 4, 28, 28).contiguous(memory_format=torch.channels_last)
+    conv(x.requires_grad_(True)).square().mean().backward()
+print("ok")
+"""
+
+
+def _one_step(kernel: str):
+    import subprocess
+    import sys
+    try:
+        return subprocess.run([sys.executable, "-c", _ONE_STEP, kernel], capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None  # a hang is one of the fault's forms
+
+
+def test_the_projection_avoids_onednns_strided_1x1_fault_in_channels_last():
+    reproduced = _one_step("strided")
+    if reproduced is not None and reproduced.returncode == 0:
+        pytest.skip("this torch build no longer has oneDNN's strided 1x1 fault")
+    fixed = _one_step("projection")
+    assert fixed is not None and fixed.returncode == 0 and fixed.stdout.strip() == "ok", fixed
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_projection_is_the_strided_1x1_convolution(layout):
+    from illusion.models import Projection
+    torch.manual_seed(0)
+    projection = Projection(8, 16, 2).double()
+    strided = torch.nn.Conv2d(8, 16, 1, stride=2, bias=False).double()
+    strided.load_state_dict(projection.state_dict())  # the same keys
+    x = torch.randn(5, 8, 7, 7, dtype=torch.float64).contiguous(memory_format=layout)
+    outs = [module(x.clone().requires_grad_(True)) for module in (projection, strided)]
+    torch.testing.assert_close(outs[0], outs[1])
+    for module, out in zip((projection, strided), outs):
+        out.square().sum().backward()
+    torch.testing.assert_close(projection.weight.grad, strided.weight.grad)
+
+
+def test_models_and_batches_are_channels_last_on_cpu():
+    from illusion.data import augment
+    model = build_model("resnet10", 10, 3, 4)
+    assert all(p.is_contiguous(memory_format=torch.channels_last)
+               for p in model.parameters() if p.dim() == 4)
+    x = augment(torch.randn(6, 3, 8, 8), 1, True, torch.Generator().manual_seed(0))
+    assert x.is_contiguous(memory_format=torch.channels_last)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig, ForgetSet
-from .models import memory_format
+from .models import MEMORY_FORMAT
 from .paths import data_dir
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -481,7 +481,7 @@ def load_dataset(cfg: DataConfig, device: str | torch.device = "cpu") -> Dataset
     def split(x, y) -> Split:
         xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32).div_(255)
         xt = (xt - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        return Split(xt.to(device).contiguous(memory_format=memory_format(device)),
+        return Split(xt.to(device).contiguous(memory_format=MEMORY_FORMAT),
                      torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device))
 
     return Dataset(cfg.name, tuple(classes), split(x_train[fit_idx], y_train[fit_idx]),
@@ -515,7 +515,7 @@ def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generato
     if flip:
         mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         x = torch.where(mirror[:, None, None, None], x.flip(3), x)
-    return x.contiguous(memory_format=memory_format(x.device))
+    return x.contiguous(memory_format=MEMORY_FORMAT)
 
 
 def batches(split: Split, batch_size: int, generator: torch.Generator, shuffle: bool = True,

@@ -36,36 +36,15 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
-@contextmanager
-def inference_layout(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in channels-last inside the block when it sits on the CPU in the contiguous
-    layout, contiguous again after. On CPU the book trains contiguous (``models.memory_format``:
-    oneDNN's channels-last BatchNorm gets training gradients wrong), but inference has no
-    backward, and its channels-last convolutions take ~30% less time on the default ResNet
-    (``benchmarks/throughput.py``). Only the layout changes: the parameters are the same objects
-    with the same values, so an optimiser or a version counter that holds them sees nothing."""
-    weights = [p for p in model.parameters() if p.dim() == 4]
-    convert = (bool(weights) and weights[0].device.type == "cpu"
-               and all(p.is_contiguous() for p in weights))
-    if convert:
-        model.to(memory_format=torch.channels_last)
-    try:
-        yield model
-    finally:
-        if convert:
-            model.to(memory_format=torch.contiguous_format)
-
-
 @torch.no_grad()
 def extract(model: nn.Module, x: torch.Tensor, compute: Callable | None = None,
             batch_size: int = INFERENCE_BATCH_SIZE, mixed_precision: bool = False):
     """``compute(batch)`` (default ``model.features``) over the batches of ``x``, ``model`` in
     eval mode (:func:`evaluating`), without gradient and, when ``mixed_precision``, under
     :func:`autocast`. ``compute`` returns a tensor or a tuple/list of tensors per batch; the
-    result is the same, concatenated along the batch. ``x`` must not be empty. On CPU the
-    model runs channels-last for the while (:func:`inference_layout`)."""
+    result is the same, concatenated along the batch. ``x`` must not be empty."""
     compute = compute or model.features
-    with evaluating(model), inference_layout(model), autocast(x.device, mixed_precision):
+    with evaluating(model), autocast(x.device, mixed_precision):
         outputs = [compute(x[start:start + batch_size]) for start in range(0, len(x), batch_size)]
     if torch.is_tensor(outputs[0]):
         return torch.cat(outputs)

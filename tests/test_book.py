@@ -36,6 +36,34 @@ def test_chapter_converts_to_a_notebook_with_a_parameters_cell(tmp_path):
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
 
+def test_prepare_injects_the_overrides_and_refuses_bad_ones_before_writing(tmp_path):
+    import json
+
+    import nbformat
+    source = tmp_path / "book" / "01_a.py"
+    source.parent.mkdir()
+    source.write_text('# %% tags=["parameters"]\nprofile = "default"\noverrides = {}\n\n'
+                      '# %%\nprint(profile)\n')
+    overrides = {"heads.sgd_epochs": 1, "data": {"name": "synthetic", "num_classes": 4}}
+    (tmp_path / "tiny.json").write_text(json.dumps(overrides))
+    book.main(["prepare", "--profile", "smoke", "--overrides", str(tmp_path / "tiny.json"),
+               "--out", str(tmp_path / "nb")], book_dir=source.parent)
+    cells = nbformat.read(tmp_path / "nb" / "01_a.ipynb", as_version=4).cells
+    injected = next(c for c in cells if "injected-parameters" in c.metadata.get("tags", []))
+    namespace = {}
+    exec(injected.source, namespace)
+    assert namespace["profile"] == "smoke" and namespace["overrides"] == overrides
+
+    for text, message in [('{"heads.sgd_epochs": 0}', "sgd_epochs"),
+                          ("[1]", "holds a JSON list, not an object"), ("{", "Expecting")]:
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(SystemExit) as stop:
+            book.main(["prepare", "--profile", "smoke", "--overrides", str(tmp_path / "bad.json"),
+                       "--out", str(tmp_path / "bad")], book_dir=source.parent)
+        assert stop.value.code == 2
+        assert not (tmp_path / "bad").exists()
+
+
 def test_another_seed_runs_into_its_own_results_folder(tmp_path, monkeypatch):
     import papermill
 

@@ -20,15 +20,9 @@ from illusion.paths import project_root
 from illusion.store import Store
 
 # The smoke profile on 4 synthetic classes of 12x12 images, with the shortest probe, attacks and
-# UNSIR: its whole plan (131 nodes, every kind) computes in about half a minute.
-SHORT_UNSIR = {"noise_lr": 0.1, "noise_steps": 4, "retain_per_class": 20}
-TINY = {"data": {"name": "synthetic", "num_classes": 4, "train_per_class": 20,
-                 "test_per_class": 10, "noise": 0.5},
-        "heads.sgd_epochs": 1, "attack.steps": 2, "attack.eval_every": 1,
-        "probes.prototype_shots": [1, 5], "probes.prototype_draws": 1,
-        "methods.unsir.options": SHORT_UNSIR,
-        "variant_methods.cmf.unsir.options": SHORT_UNSIR,
-        "variant_methods.classifier_only.unsir.options": SHORT_UNSIR}
+# UNSIR: its whole plan (131 nodes, every kind) computes in about half a minute. The same
+# overrides run every chapter under nbval (make test).
+TINY = json.loads((Path(__file__).parent / "tiny.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@ executed by papermill on a profile, and checks of the rendered HTML.
 
     python -m illusion.book execute --profile default   # book/NN_*.py -> book/NN_*.ipynb, run
     python -m illusion.book execute --profile default --seed 1235   # the same on another seed
-    python -m illusion.book prepare --profile smoke --out _build/nbval   # for nbval
+    python -m illusion.book prepare --profile smoke --overrides tests/tiny.json \
+        --out _build/nbval                              # for nbval
     python -m illusion.book render                      # the executed chapters -> _build/html
     python -m illusion.book check                       # every chapter page rendered, offline
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import html
+import json
 import os
 import sys
 import time
@@ -380,14 +382,20 @@ def render(root: Path) -> Path:
     return root / "_build" / "html"
 
 
-def prepare(profile: str, book_dir: Path, out: Path, only: list[str] | None = None) -> list[Path]:
-    """Notebooks with the profile injected but not executed (nbval executes them)."""
+def prepare(profile: str, book_dir: Path, out: Path, only: list[str] | None = None,
+            overrides: dict | None = None) -> list[Path]:
+    """Notebooks with the profile (and ``overrides`` of its settings) injected but not
+    executed (nbval executes them). Bad overrides fail here, before any notebook is written."""
     import papermill
 
+    from .config import resolve
+
+    resolve(profile, overrides)
     prepared = []
     for source in _select(book_dir, only):
         notebook = to_notebook(source, out / f"{source.stem}.ipynb")
-        papermill.execute_notebook(str(notebook), str(notebook), parameters={"profile": profile},
+        papermill.execute_notebook(str(notebook), str(notebook),
+                                   parameters={"profile": profile, "overrides": overrides or {}},
                                    prepare_only=True, kernel_name="python3", progress_bar=False)
         prepared.append(notebook)
     return prepared
@@ -431,7 +439,7 @@ def check(book_dir: Path, html_dir: Path) -> None:
     print(f"book OK: {len(expected)} pages under {html_dir}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, book_dir: Path | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m illusion.book", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -447,18 +455,28 @@ def main(argv: list[str] | None = None) -> None:
                                 "run` filled the store (default 1)")
         if name == "prepare":
             p.add_argument("--out", type=Path, required=True)
+            p.add_argument("--overrides", type=Path, default=None, metavar="FILE",
+                           help="a JSON object of the profile's settings to override, as "
+                                "illusion.config.resolve reads them (tests/tiny.json)")
     sub.add_parser("render")
     sub.add_parser("check")
     args = parser.parse_args(argv)
     root = project_root()
-    book_dir = root / "book"
+    book_dir = book_dir or root / "book"
     if args.command == "execute":
         try:
             execute(args.profile, book_dir, args.chapter, args.seed, jobs=args.jobs)
         except (PretrainedWeightsMissing, SettingError) as error:
             parser.exit(2, f"python -m illusion.book execute: {error}\n")
     elif args.command == "prepare":
-        prepare(args.profile, book_dir, args.out, args.chapter)
+        try:
+            overrides = json.loads(args.overrides.read_text()) if args.overrides else None
+            if overrides is not None and not isinstance(overrides, dict):
+                raise SettingError(f"{args.overrides} holds a JSON {type(overrides).__name__}, "
+                                   f"not an object of settings")
+            prepare(args.profile, book_dir, args.out, args.chapter, overrides)
+        except (OSError, json.JSONDecodeError, SettingError) as error:
+            parser.exit(2, f"python -m illusion.book prepare: {error}\n")
     elif args.command == "render":
         render(root)
     else:

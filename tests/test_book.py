@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from illusion import book
@@ -83,6 +85,23 @@ def test_another_seed_runs_into_its_own_results_folder(tmp_path, monkeypatch):
     import pandas as pd
     path = save(pd.DataFrame({"a": [1]}), resolve("smoke", {"seed": 7}), "01_a", "t")
     assert "smoke-seed7" in path
+
+
+def test_sealed_chapters_read_the_store_they_are_given_and_the_seal_is_lifted_after(
+        tmp_path, monkeypatch):
+    import papermill
+
+    from illusion.store import SEALED
+    (tmp_path / "01_a.py").write_text('# %% tags=["parameters"]\nprofile = "default"\n')
+    monkeypatch.setenv("ILLUSION_CACHE", str(tmp_path / "store"))
+    monkeypatch.delenv(SEALED, raising=False)
+    seen = []
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *args, **kwargs: seen.append(os.environ.get(SEALED)))
+    book.main(["execute", "--profile", "smoke", "--sealed"], book_dir=tmp_path)
+    book.execute("smoke", tmp_path)
+    assert seen == [str((tmp_path / "store").resolve()), None]
+    assert SEALED not in os.environ
 
 
 def test_start_prints_one_line_and_folds_the_configuration(capsys):

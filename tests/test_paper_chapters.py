@@ -19,7 +19,7 @@ table left out) and 8 (the comparison of its resized and cropped inputs with the
 same settings tables, its dataset's appendix numbers: tests/test_claims.py), so it adds no
 code path and does not run. The chapters whose code does not depend on the profile (the
 geometry of 3, the attacks and probes of 6 and 7) run under nbval (smoke shrunk:
-tests/tiny.json) and on tests/test_run.py's plan; their library code meets a ViT in
+tests/tiny.json, on the store its plan filled); their library code meets a ViT in
 tests/test_cli_models.py (the audit: every attack and probe, OU@ε included).
 ``paper-vit-cifar100`` reads what ``paper-cifar100`` would (its data, its 150-epoch probe with
 patience, its 10-class bucket, its per-dataset method settings), so the ResNet-18 on

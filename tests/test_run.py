@@ -1,27 +1,26 @@
 """``illusion run`` (:mod:`illusion.plan`): the book's artifacts planned as a graph and computed
-in this process or on a local Ray cluster; afterwards the chapters compute nothing."""
+in this process, in processes or on a local Ray cluster, the same store each way. That the
+chapters then compute nothing is make test's nbval: every chapter runs in its own kernel on the
+store ``illusion run`` filled for the TINY plan, sealed (``ILLUSION_SEALED_STORE``), so a
+chapter asking for an artifact the plan lacks fails there."""
 
 import json
 import os
-import runpy
 from pathlib import Path
 
-import matplotlib
 import pandas as pd
 import pytest
 import ray
 import torch
 
-from illusion import book, plan
+from illusion import plan
 from illusion.cli import main
 from illusion.config import ForgetSet
-from illusion.experiment import VARIANTS, Experiment
-from illusion.paths import project_root
-from illusion.store import Store
+from illusion.experiment import VARIANTS
 
 # The smoke profile on 4 synthetic classes of 12x12 images, with the shortest probe, attacks and
-# UNSIR: its whole plan (131 nodes, every kind) computes in about half a minute. The same
-# overrides run every chapter under nbval (make test).
+# UNSIR: its whole plan (131 nodes, every kind) computes in about half a minute. make test runs
+# the same plan (illusion run --overrides tests/tiny.json) and every chapter on it under nbval.
 TINY = json.loads((Path(__file__).parent / "tiny.json").read_text())
 
 
@@ -74,31 +73,6 @@ def test_subgraph_holds_a_node_and_what_it_needs():
     node = plan.Node((plan.unlearned("rl", ForgetSet((0,)), "cmf"),))
     assert list(plan.subgraph(graph, [node])) == [plan.Node((plan.ORIGINAL,)),
                                                   plan.Node((plan.CMF_ORIGINAL,)), node]
-
-
-def test_the_chapters_compute_nothing_after_the_plan(serial, monkeypatch, tmp_path):
-    """Every chapter, run in this process on the plan's store, only reads it."""
-    monkeypatch.setenv("ILLUSION_CACHE", serial.store)
-    computed = []
-    for name in ("load_or_compute", "table"):
-        def recording(self, kind, spec, compute, _method=getattr(Store, name)):
-            return _method(self, kind, spec, lambda: computed.append(spec) or compute())
-        monkeypatch.setattr(Store, name, recording)
-    start = book.start
-    monkeypatch.setattr(book, "start", lambda profile, overrides, chapter:
-                        start("smoke", TINY, chapter))
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    monkeypatch.chdir(project_root() / "book")
-    for chapter in book.chapters(project_root() / "book"):
-        runpy.run_path(str(chapter), run_name="__main__")
-        plt.close("all")
-    assert computed == []
-    # What a chapter computes is seen (here in another store, the Original and a curve, which
-    # stores the run whose step count it takes).
-    Experiment("smoke", TINY, store=Store(tmp_path)).unlearning_curve("rl", 0, points=2)
-    assert [spec["kind"] for spec in computed] == ["original", "curve", "unlearn"]
 
 
 def one_of_each_kind(graph):
@@ -183,9 +157,11 @@ def test_processes_store_what_serial_stores(part, serial_part, tmp_path):
 
 
 def test_a_second_run_computes_nothing(serial, monkeypatch, capsys):
+    """The second run reads the settings as make test passes them: a file, then --set."""
     monkeypatch.setenv("ILLUSION_CACHE", serial.store)
-    pairs = [f"{key}={json.dumps(value)}" for key, value in TINY.items()]
-    assert main(["run", "--profile", "smoke", *sum((["--set", p] for p in pairs), [])]) == 0
+    tiny = Path(__file__).parent / "tiny.json"
+    assert main(["run", "--profile", "smoke", "--overrides", str(tiny),
+                 "--set", f"heads.sgd_epochs={TINY['heads.sgd_epochs']}"]) == 0
     n = len(plan.plan("smoke", TINY))
     assert capsys.readouterr().out.startswith(f"{n} nodes planned: 0 computed (0 artifacts), "
                                               f"{n} already stored; ")
@@ -200,5 +176,7 @@ def test_bad_executor_or_address_names_the_choices(capsys):
             in capsys.readouterr().err)
     assert main(["run", "--profile", "smoke", "--jobs", "2"]) == 2
     assert "--jobs 2: give an integer >= 1, with --executor processes" in capsys.readouterr().err
+    assert main(["run", "--profile", "smoke", "--overrides", "no-such.json"]) == 2
+    assert "illusion run: error: overrides file no-such.json: " in capsys.readouterr().err
     assert main(["run", "--profile", "smoke", "--address", "head:6379"]) == 2
     assert "address 'head:6379' is for the 'ray' executor, not 'serial'" in capsys.readouterr().err

@@ -124,3 +124,34 @@ def test_files_get_the_permissions_the_umask_allows(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(illusion.__file__).parents[1])}
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.txt")], env=env, check=True)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_sealed_store_reads_but_refuses_to_compute_and_writes_nothing(tmp_path, monkeypatch):
+    from illusion.store import SEALED, SealedStoreMiss
+
+    sealed, other = Store(tmp_path / "sealed"), Store(tmp_path / "other")
+    stored = sealed.load_or_compute("models", {"kind": "original"}, lambda: {"w": torch.ones(2)})
+    sealed.table("evaluations", {"kind": "evaluate"}, lambda: pd.DataFrame({"a": [1]}))
+    before = sorted(p.name for p in (tmp_path / "sealed").rglob("*"))
+    monkeypatch.setenv(SEALED, str(tmp_path / "sealed" / ".." / "sealed"))  # any spelling of it
+
+    def computes():
+        raise AssertionError("a sealed store computed")
+    assert torch.equal(sealed.load_or_compute("models", {"kind": "original"}, computes)["w"],
+                       stored["w"])
+    assert list(sealed.table("evaluations", {"kind": "evaluate"}, computes)["a"]) == [1]
+    missing = {"kind": "unlearn", "method": "rl", "variant": "cmf"}
+    with pytest.raises(SealedStoreMiss, match=rf"unlearn rl cmf \(key {spec_key(missing)}\) is "
+                                              rf"not in the store .*illusion.plan.requests"):
+        sealed.load_or_compute("models", missing, computes)
+    with pytest.raises(SealedStoreMiss, match=r"metrics .* is not in the store"):
+        sealed.table("metrics", {"kind": "metrics"}, computes)
+    with pytest.raises(SealedStoreMiss):  # force would recompute what is there
+        Store(tmp_path / "sealed", force=True).load_or_compute("models", {"kind": "original"},
+                                                                computes)
+    (tmp_path / "sealed" / "evaluations" / f"{spec_key({'kind': 'evaluate'})}.csv").write_text("x")
+    with pytest.raises(SealedStoreMiss, match=r"evaluate .* is corrupt in the store .*illusion run. again"):
+        sealed.table("evaluations", {"kind": "evaluate"}, computes)
+    assert sorted(p.name for p in (tmp_path / "sealed").rglob("*")) == before
+    # Another store computes as ever.
+    assert list(other.table("metrics", {"kind": "metrics"}, lambda: pd.DataFrame({"b": [2]}))["b"]) == [2]

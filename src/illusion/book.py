@@ -22,10 +22,10 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from .config import SettingError
+from .config import SettingError, read_overrides
 from .models import PretrainedWeightsMissing, describe_model, ensure_pretrained
-from .paths import project_root, results_dir
-from .store import atomic_write_text
+from .paths import cache_dir, project_root, results_dir
+from .store import SEALED, atomic_write_text
 
 
 def timings_path(run: str) -> Path:
@@ -239,14 +239,16 @@ READS_THE_OTHERS = ("09_reproducibility",)
 
 def execute(profile: str, book_dir: Path, only: list[str] | None = None,
             seed: int | None = None, notebook_dir: Path | None = None,
-            jobs: int = 1) -> list[tuple[str, float]]:
+            jobs: int = 1, sealed: bool = False) -> list[tuple[str, float]]:
     """Convert and execute each chapter in place (``book/NN_name.ipynb``, or in
     ``notebook_dir``: runs side by side each need their own) with papermill, on the profile's
     seed or on ``seed``; record the wall time of each in ``<results>/<run>/book/timings.csv``.
 
     ``jobs > 1`` executes that many chapters side by side, each kernel on one torch thread:
     for a store that already holds every model and table (``illusion run``), where the
-    chapters only read, plot and print. Chapters that compute would compute twice."""
+    chapters only read, plot and print. Chapters that compute would compute twice.
+    ``sealed``: the chapters may only read the store (:data:`illusion.store.SEALED`); one
+    that asks for an artifact it lacks fails, naming it."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -275,6 +277,9 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
     last = [s for s in sources if s.stem in READS_THE_OTHERS]
     print(f"executing {len(sources)} chapter(s) on profile {profile!r} ({run})"
           + (f", {jobs} side by side" if jobs > 1 else ""), flush=True)
+    before = os.environ.get(SEALED)
+    if sealed:  # before the pool spawns: its processes and every kernel inherit it
+        os.environ[SEALED] = str(cache_dir().resolve())
     pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                 initializer=_kernels_on_one_thread)
             if jobs > 1 and len(first) > 1 else None)
@@ -284,13 +289,19 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
         (source, pool.submit(chapter, source).result if pool else partial(chapter, source))
         for source in first]
     runs += [(source, partial(chapter, source)) for source in last]  # after all the others
-    for source, run_chapter in runs:  # every chapter runs; the failures raise at the end
-        try:
-            record(source.stem, run_chapter())
-        except Exception as error:
-            failed.append((source.stem, error))
-    if pool:
-        pool.shutdown()
+    try:
+        for source, run_chapter in runs:  # every chapter runs; the failures raise at the end
+            try:
+                record(source.stem, run_chapter())
+            except Exception as error:
+                failed.append((source.stem, error))
+    finally:
+        if pool:
+            pool.shutdown()
+        if sealed and before is None:
+            os.environ.pop(SEALED)
+        elif sealed:
+            os.environ[SEALED] = before
     write_glance(run)
     if len(failed) == 1:
         raise failed[0][1]
@@ -453,6 +464,9 @@ def main(argv: list[str] | None = None, book_dir: Path | None = None) -> None:
             p.add_argument("--jobs", type=int, default=1,
                            help="chapters side by side, one torch thread each, after `illusion "
                                 "run` filled the store (default 1)")
+            p.add_argument("--sealed", action="store_true",
+                           help="the chapters only read the store `illusion run` filled: an "
+                                "artifact it lacks is an error, not a computation")
         if name == "prepare":
             p.add_argument("--out", type=Path, required=True)
             p.add_argument("--overrides", type=Path, default=None, metavar="FILE",
@@ -465,17 +479,15 @@ def main(argv: list[str] | None = None, book_dir: Path | None = None) -> None:
     book_dir = book_dir or root / "book"
     if args.command == "execute":
         try:
-            execute(args.profile, book_dir, args.chapter, args.seed, jobs=args.jobs)
+            execute(args.profile, book_dir, args.chapter, args.seed, jobs=args.jobs,
+                    sealed=args.sealed)
         except (PretrainedWeightsMissing, SettingError) as error:
             parser.exit(2, f"python -m illusion.book execute: {error}\n")
     elif args.command == "prepare":
         try:
-            overrides = json.loads(args.overrides.read_text()) if args.overrides else None
-            if overrides is not None and not isinstance(overrides, dict):
-                raise SettingError(f"{args.overrides} holds a JSON {type(overrides).__name__}, "
-                                   f"not an object of settings")
+            overrides = read_overrides(args.overrides) if args.overrides else None
             prepare(args.profile, book_dir, args.out, args.chapter, overrides)
-        except (OSError, json.JSONDecodeError, SettingError) as error:
+        except (OSError, SettingError) as error:
             parser.exit(2, f"python -m illusion.book prepare: {error}\n")
     elif args.command == "render":
         render(root)

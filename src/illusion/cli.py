@@ -86,8 +86,8 @@ A state dict whose keys do not match gets one line naming the first missing and 
 keys and shape mismatches, the architecture tried (without ``--model``, our three ResNets)
 and, when the keys look like a torchvision ResNet's or a ViT's, the ``--model`` to pass.
 
-    illusion run --profile default [--set seed=1235] [--executor processes|ray] [--jobs N]
-                 [--address HOST:PORT]
+    illusion run --profile default [--overrides FILE] [--set seed=1235]
+                 [--executor processes|ray] [--jobs N] [--address HOST:PORT]
 
 computes every model and table the book's chapters read on a profile (:mod:`illusion.plan`), in
 this process (``serial``), in single-threaded processes of this machine (``processes``, one
@@ -124,7 +124,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
-from .config import PROFILES, SEED, ForgetSet, Profile, SettingError, resolve
+from .config import PROFILES, SEED, ForgetSet, Profile, SettingError, read_overrides, resolve
 from .data import SOURCES, Dataset, DataUnavailable, ForgetSplit, load_dataset, split_forget
 from .models import (ARCHITECTURES, Adapted, adapt, build_model, build_native,
                      PretrainedWeightsMissing, infer_architecture, split_arch)
@@ -1009,6 +1009,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                    help="a setting override, the value read as JSON when it parses (seed=1235 "
                         "for the book of 'make book SEED=1235'); repeatable")
+    r.add_argument("--overrides", type=Path, default=None, metavar="FILE",
+                   help="a JSON object of settings to override (tests/tiny.json), before --set")
     r.add_argument("--executor", default="serial",
                    help="'serial' (this process, node after node; default), 'processes' "
                         "(single-threaded processes of this machine, one per core or --jobs) "
@@ -1131,7 +1133,9 @@ def run_command(args: argparse.Namespace) -> int:
         if args.jobs is not None and (args.jobs < 1 or args.executor != "processes"):
             raise AuditError(f"--jobs {args.jobs}: give an integer >= 1, with --executor "
                              f"processes (got --executor {args.executor})")
-        summary = run(args.profile, _overrides(args.settings), args.executor, args.address,
+        overrides = read_overrides(args.overrides) if args.overrides else {}
+        overrides |= _overrides(args.settings)
+        summary = run(args.profile, overrides, args.executor, args.address,
                       progress=lambda line: print(line, flush=True), jobs=args.jobs)
     except (AuditError, PlanError, SettingError, DataUnavailable,
             PretrainedWeightsMissing) as error:

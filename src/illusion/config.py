@@ -775,6 +775,20 @@ def paper_cmf_epochs(profile: Profile) -> dict[str, int]:
             if m in paper.methods}
 
 
+def read_overrides(path: str | "os.PathLike[str]") -> dict[str, Any]:
+    """A JSON file of settings to override (tests/tiny.json), as :func:`resolve` reads them;
+    a file that cannot be read or holds no JSON object is a :class:`SettingError` naming it."""
+    from pathlib import Path
+    try:
+        overrides = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SettingError(f"overrides file {path}: {error}") from None
+    if not isinstance(overrides, dict):
+        raise SettingError(f"{path} holds a JSON {type(overrides).__name__}, not an object of "
+                           f"settings")
+    return overrides
+
+
 def resolve(profile: str | Profile, overrides: Mapping[str, Any] | str | None = None) -> Profile:
     """A profile with dotted overrides applied, e.g. ``{"original.epochs": 5}``,
     ``{"methods.rl.lr": 1e-3}``, ``{"buckets.single": [[6]]}``, and validated. Nested dicts

@@ -131,8 +131,9 @@ def all_variants(p: Profile, forget_sets) -> list[tuple[Call, ForgetSet]]:
 
 def requests(p: Profile) -> list[tuple[str, Call]]:
     """What every chapter (``book/NN_*.py``) asks the store for on profile ``p``, as (setting,
-    call), chapter by chapter. Keep in step with the chapters: tests/test_run.py runs them on a
-    store filled by this plan and fails on anything they compute."""
+    call), chapter by chapter. Keep in step with the chapters: make test's nbval runs them on a
+    store filled by this plan and sealed (:data:`illusion.store.SEALED`), and so does make
+    book on its profile: a chapter asking for what this does not plan fails, naming it."""
     evaluate = lambda model, fs, **kw: table("evaluate", model, fs, **kw)  # noqa: E731
     fss = p.forget_sets
     single = p.buckets.get("single", ())

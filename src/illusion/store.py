@@ -6,6 +6,7 @@ key), so changing any upstream setting changes every downstream key. Writes are 
 file + rename), checkpoints load with ``weights_only=True``, every artifact carries a SHA-256 of
 its content (tables in a sidecar, tensor payloads inside themselves), so a corrupt file is
 detected, reported and recomputed, and ``force=True`` recomputes each artifact once per process.
+A store named by ``$ILLUSION_SEALED_STORE`` computes nothing: what it lacks is an error.
 """
 
 from __future__ import annotations
@@ -58,6 +59,22 @@ def _timed(kind: str, spec: Mapping[str, Any], compute: Callable[[], Any]) -> An
         row = f"{kind},{stage_name(kind, spec)},{spec_key(spec)},{total:.3f},{total - children:.3f}\n"
         with open(log, "a") as f:
             f.write(row)
+
+
+# A store the chapters must only read (``make book`` and ``make test`` set it to the store that
+# ``illusion run`` has just filled): a missing or corrupt artifact there is an error, not a
+# computation. The chapters asking for something the plan did not make is the drift of
+# ``illusion.plan.requests`` from the chapters, which would otherwise cost silent minutes.
+SEALED = "ILLUSION_SEALED_STORE"
+
+
+class SealedStoreMiss(RuntimeError):
+    """An artifact asked of the sealed store (:data:`SEALED`) that it does not hold intact."""
+
+
+def sealed_root() -> Path | None:
+    value = os.environ.get(SEALED)
+    return Path(value).resolve() if value else None
 
 
 # Bumped when the same configuration computes other numbers, so that a store filled by the
@@ -162,6 +179,20 @@ class Store:
     def _reuse(self, path: Path) -> bool:
         return path.is_file() and (not self.force or path.name in self._fresh)
 
+    def _refuse_if_sealed(self, kind: str, spec: Mapping[str, Any], corrupt: str = "") -> None:
+        """Raise SealedStoreMiss when this store is sealed: it would compute ``spec`` now
+        (missing, or ``corrupt`` says why the stored one is unreadable)."""
+        if sealed_root() is None or self.root.resolve() != sealed_root():
+            return
+        what = f"{stage_name(kind, spec)} (key {spec_key(spec)})"
+        where = f"the store {self.root}, which {SEALED} marks as read-only"
+        if corrupt:
+            raise SealedStoreMiss(f"{what} is corrupt in {where} ({corrupt}); run `illusion "
+                                  f"run` again to recompute it")
+        raise SealedStoreMiss(f"{what} is not in {where}: the chapters asked for an artifact "
+                              f"that `illusion run` did not compute, so illusion.plan.requests "
+                              f"no longer plans what the chapters read (add it there)")
+
     def load_or_compute(self, kind: str, spec: Mapping[str, Any],
                         compute: Callable[[], dict]) -> dict:
         """A dict of tensors and plain values, from disk when present and intact (its stored
@@ -178,8 +209,11 @@ class Store:
                     raise CorruptArtifact("checksum mismatch")
                 return payload
             except Exception as error:
+                self._refuse_if_sealed(kind, spec, f"{type(error).__name__}: {error}")
                 warnings.warn(f"artifact {path} is corrupt ({type(error).__name__}: {error}); "
                               f"recomputing it", stacklevel=2)
+        else:
+            self._refuse_if_sealed(kind, spec)
         payload = dict(_timed(kind, spec, compute))
         payload["_key"] = key
         atomic_torch_save({**payload, "_sha256": payload_digest(payload)}, path)
@@ -201,8 +235,11 @@ class Store:
                 return pd.read_csv(io.BytesIO(data), keep_default_na=False,
                                    na_values=["", "NaN", "nan"], dtype={"forget_set": str})
             except Exception as error:
+                self._refuse_if_sealed(kind, spec, f"{type(error).__name__}: {error}")
                 warnings.warn(f"artifact {path} is corrupt ({type(error).__name__}: {error}); "
                               f"recomputing it", stacklevel=2)
+        else:
+            self._refuse_if_sealed(kind, spec)
         table = _timed(kind, spec, compute)
         data = table.to_csv(index=False).encode()
         atomic_write_bytes(data, path)

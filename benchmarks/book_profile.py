@@ -6,8 +6,9 @@
 Runs what ``make book`` runs into an empty artifact store (a fresh temporary
 ``$ILLUSION_CACHE``, so every model, evaluation, curve and attack is computed): with ``--jobs
 N`` (N > 1), ``illusion run --executor processes --jobs N`` (row ``plan``) and then the
-chapters N side by side (``python -m illusion.book execute --jobs N``); with ``--jobs 1``, every
-chapter one after the other, each computing what it needs. Then it renders the HTML. The store
+chapters N side by side on the sealed store (``python -m illusion.book execute --jobs N
+--sealed``); with ``--jobs 1``, every chapter one after the other, each computing what it
+needs. Then it renders the HTML. The store
 appends one row per computed artifact (``illusion.store.STAGE_LOG``): its wall time including
 the artifacts it needed on the way (``seconds``) and net of them (``self_seconds``), in the
 process that computed it (side by side processes overlap in time). The CSV holds those rows
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             log = Path(tmp) / "chapters.csv"
             env = os.environ | {"ILLUSION_CACHE": store, STAGE_LOG: str(log)}
             seconds = timed([sys.executable, "-m", "illusion.book", "execute", "--profile",
-                             args.profile, "--jobs", str(args.jobs)], env)
+                             args.profile, "--jobs", str(args.jobs), "--sealed"], env)
             rows.append({"chapter": "chapters", "kind": "chapters", "stage": "every chapter",
                          "key": "", "seconds": seconds, "self_seconds": seconds})
             times = pd.read_csv(timings_path(run_name(resolve(args.profile))))

@@ -25,9 +25,11 @@ import dataclasses
 import json
 import math
 import numbers
+import os
 import re
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import (Any, Callable, ClassVar, Iterable, Mapping, Union, get_args, get_origin,
                     get_type_hints)
 
@@ -775,10 +777,9 @@ def paper_cmf_epochs(profile: Profile) -> dict[str, int]:
             if m in paper.methods}
 
 
-def read_overrides(path: str | "os.PathLike[str]") -> dict[str, Any]:
+def read_overrides(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A JSON file of settings to override (tests/tiny.json), as :func:`resolve` reads them;
     a file that cannot be read or holds no JSON object is a :class:`SettingError` naming it."""
-    from pathlib import Path
     try:
         overrides = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:

@@ -182,7 +182,8 @@ class Store:
     def _refuse_if_sealed(self, kind: str, spec: Mapping[str, Any], corrupt: str = "") -> None:
         """Raise SealedStoreMiss when this store is sealed: it would compute ``spec`` now
         (missing, or ``corrupt`` says why the stored one is unreadable)."""
-        if sealed_root() is None or self.root.resolve() != sealed_root():
+        sealed = sealed_root()
+        if sealed is None or self.root.resolve() != sealed:
             return
         what = f"{stage_name(kind, spec)} (key {spec_key(spec)})"
         where = f"the store {self.root}, which {SEALED} marks as read-only"

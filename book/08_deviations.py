@@ -76,7 +76,11 @@ protocol_deviations = [
     ("unlearning LRs and epochs", "the paper's (3-4 epochs)",
      "one epoch, LRs chosen on validation by one rule (reproducibility page)", "default, smoke",
      "the paper's LRs do not carry over to a narrow ResNet on Fashion-MNIST; the time budget",
-     "chapter 5: the CMF variants at the paper's epoch counts"),
+     "chapter 5: RL + CMF and SalUn + CMF at the paper's epoch counts"),
+    ("forget sets on default", "every class alone (CIFAR-10: 10) and 5 multi-class sets",
+     "Shirt and Bag alone, Shirt with Pullover and Coat", "default",
+     "the time budget: each forget set is a Retrain and ~25 unlearned models; Shirt and Bag "
+     "are Fashion-MNIST's most and least confusable classes", "not measured"),
     ("CMF W during unlearning", "recomputed from the augmented training loader",
      "recomputed from un-augmented training images", "all",
      "W is the class-mean classifier of the training set (the paper's Algorithm 1); one "

@@ -43,8 +43,8 @@ def test_the_spread_has_its_seeds_and_every_measured_check():
 
 def test_every_threshold_clears_its_measured_spread():
     """A check asserted as holding (or recorded as failing) must have every seed on one side of
-    its threshold and the mean at least two standard deviations from it; one that does not
-    must be declared not decided. Moving a threshold inside the spread fails here."""
+    its threshold and the mean at least claims.DECIDED_STDS standard deviations from it; one
+    that does not must be declared not decided. Moving a threshold inside the spread fails here."""
     wrong = []
     for row in committed().itertuples():
         now = status_now(row)
@@ -84,6 +84,8 @@ def test_a_threshold_moved_into_the_spread_is_caught(monkeypatch):
     ([86.0, 86.5, 85.5, 86.2, 85.8], [True] * 5, "fails"),     # far below
     ([88.5, 87.5, 89.0, 88.2, 88.9], [True] * 5, "not decided"),  # straddles 88
     ([88.6, 88.9, 89.9, 88.7, 89.8], [True] * 5, "not decided"),  # all above, within 2 std
+    ([88.5, 89.0, 89.5, 89.0, 89.5], [True] * 5, "not decided"),  # 2.6 std above: within 3
+    ([88.8, 89.2, 89.6, 89.2, 89.6], [True] * 5, "holds"),        # 3.9 std above
     ([90.0, 90.5, 89.5, 90.2, 89.8], [True, True, False, True, False], "holds"),  # the value decides
     ([90.0], [True], "not decided"),                            # one seed is no spread
 ])

@@ -155,3 +155,16 @@ def test_a_sealed_store_reads_but_refuses_to_compute_and_writes_nothing(tmp_path
     assert sorted(p.name for p in (tmp_path / "sealed").rglob("*")) == before
     # Another store computes as ever.
     assert list(other.table("metrics", {"kind": "metrics"}, lambda: pd.DataFrame({"b": [2]}))["b"]) == [2]
+
+
+def test_sealing_a_store_for_a_block_restores_what_was_there(tmp_path, monkeypatch):
+    from illusion.store import SEALED, sealed, sealed_root
+
+    monkeypatch.delenv(SEALED, raising=False)
+    with sealed(tmp_path / "a"):
+        assert sealed_root() == (tmp_path / "a").resolve()
+    assert SEALED not in os.environ
+    monkeypatch.setenv(SEALED, str(tmp_path / "b"))
+    with pytest.raises(RuntimeError), sealed(tmp_path / "a"):
+        raise RuntimeError("a chapter failed")  # the seal is lifted on the way out
+    assert os.environ[SEALED] == str(tmp_path / "b")

@@ -12,6 +12,7 @@ executed by papermill on a profile, and checks of the rendered HTML.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import html
 import json
@@ -25,7 +26,8 @@ from typing import Callable
 from .config import SettingError, read_overrides
 from .models import PretrainedWeightsMissing, describe_model, ensure_pretrained
 from .paths import cache_dir, project_root, results_dir
-from .store import SEALED, atomic_write_text
+from . import store
+from .store import atomic_write_text
 
 
 def timings_path(run: str) -> Path:
@@ -277,31 +279,26 @@ def execute(profile: str, book_dir: Path, only: list[str] | None = None,
     last = [s for s in sources if s.stem in READS_THE_OTHERS]
     print(f"executing {len(sources)} chapter(s) on profile {profile!r} ({run})"
           + (f", {jobs} side by side" if jobs > 1 else ""), flush=True)
-    before = os.environ.get(SEALED)
-    if sealed:  # before the pool spawns: its processes and every kernel inherit it
-        os.environ[SEALED] = str(cache_dir().resolve())
-    pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                initializer=_kernels_on_one_thread)
-            if jobs > 1 and len(first) > 1 else None)
-    chapter = partial(_execute_chapter, notebook_dir=notebook_dir, book_dir=book_dir,
-                      parameters=parameters)
-    runs: list[tuple[Path, Callable[[], float]]] = [
-        (source, pool.submit(chapter, source).result if pool else partial(chapter, source))
-        for source in first]
-    runs += [(source, partial(chapter, source)) for source in last]  # after all the others
-    try:
-        for source, run_chapter in runs:  # every chapter runs; the failures raise at the end
-            try:
-                record(source.stem, run_chapter())
-            except Exception as error:
-                failed.append((source.stem, error))
-    finally:
-        if pool:
-            pool.shutdown()
-        if sealed and before is None:
-            os.environ.pop(SEALED)
-        elif sealed:
-            os.environ[SEALED] = before
+    # Sealed before the pool spawns: its processes and every kernel inherit the seal.
+    with store.sealed(cache_dir()) if sealed else contextlib.nullcontext():
+        pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_kernels_on_one_thread)
+                if jobs > 1 and len(first) > 1 else None)
+        chapter = partial(_execute_chapter, notebook_dir=notebook_dir, book_dir=book_dir,
+                          parameters=parameters)
+        runs: list[tuple[Path, Callable[[], float]]] = [
+            (source, pool.submit(chapter, source).result if pool else partial(chapter, source))
+            for source in first]
+        runs += [(source, partial(chapter, source)) for source in last]  # after all the others
+        try:
+            for source, run_chapter in runs:  # every chapter runs; the failures raise at the end
+                try:
+                    record(source.stem, run_chapter())
+                except Exception as error:
+                    failed.append((source.stem, error))
+        finally:
+            if pool:
+                pool.shutdown()
     write_glance(run)
     if len(failed) == 1:
         raise failed[0][1]

@@ -11,6 +11,7 @@ A store named by ``$ILLUSION_SEALED_STORE`` computes nothing: what it lacks is a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import pandas as pd
 import torch
@@ -75,6 +76,21 @@ class SealedStoreMiss(RuntimeError):
 def sealed_root() -> Path | None:
     value = os.environ.get(SEALED)
     return Path(value).resolve() if value else None
+
+
+@contextlib.contextmanager
+def sealed(root: str | os.PathLike) -> Iterator[None]:
+    """Within the block, the store at ``root`` is sealed (:data:`SEALED`), for this process
+    and every process it starts; afterwards, as it was."""
+    before = os.environ.get(SEALED)
+    os.environ[SEALED] = str(Path(root).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SEALED, None)
+        else:
+            os.environ[SEALED] = before
 
 
 # Bumped when the same configuration computes other numbers, so that a store filled by the

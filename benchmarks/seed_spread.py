@@ -14,9 +14,10 @@ and machine they came from:
 A chapter whose assertion fails on a seed is recorded (``failed_chapters``) and the run goes
 on: its tables are saved before its checks, so the spread still sees its numbers. The profile's
 data subset stays fixed; the seed drives initialisation, batch order and every random draw.
-Each seed is built as ``make book`` builds the book: ``illusion run`` computes every model and
-table in ``--jobs`` single-threaded processes (default: one per core), then the chapters read
-them from the store.
+Each seed runs in one single-threaded process (``--jobs`` seeds side by side), its chapters
+one after the other, each computing what the seed's store lacks: the artifacts and store keys
+of ``make book``'s ``illusion run`` (a plan node makes exactly the calls a chapter makes), each
+computed on one thread as there, without the seal.
 """
 
 from __future__ import annotations

@@ -134,12 +134,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def declarations(spread: pd.DataFrame, profile: str) -> str:
-    """The entries of illusion.claims.NOT_DECIDED and FAILS that this spread implies."""
-    status = spread["status"]
+    """The entries of illusion.claims.NOT_DECIDED and FAILS that this spread implies, each
+    under a comment with its spread (mean ± std [min, max]) and threshold."""
     lines = [f"# implied for illusion.claims on {profile!r}:"]
     for name, kind in (("NOT_DECIDED", "not decided"), ("FAILS", "fails")):
-        pairs = sorted(zip(spread.loc[status == kind, "check"], spread.loc[status == kind, "subject"]))
-        body = "".join(f"\n    ({c!r}, {s!r})," for c, s in pairs)
+        rows = spread[spread["status"] == kind].sort_values(["check", "subject"])
+        body = "".join(f"\n    # {r.mean:.2f} ± {r.std:.2f} [{r.min:.2f}, {r.max:.2f}] against "
+                       f"{r.op} {r.threshold:g}\n    ({r.check!r}, {r.subject!r}),"
+                       for r in rows.itertuples())
         lines.append(f"{name}[{profile!r}] = frozenset({{{body}\n}})")
     return "\n".join(lines)
 

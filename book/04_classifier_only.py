@@ -243,7 +243,8 @@ geometry.groupby("model", sort=False)[["alignment_forget", "alignment_retain", "
 #   retain check. These margins were set on this profile's first run (alignment fell by about
 #   0.85, disagreement rose by about 60 pp); the last column of the table gives their spread
 #   over the seeds of the committed spread (`benchmarks/seed_spread.py`). A check that does not apply is shown as
-#   *not applicable*; one whose spread straddles its threshold as *not decided*, not asserted.
+#   *not applicable*; one whose spread does not clear its threshold by three standard
+#   deviations as *not decided*, not asserted.
 
 # %%
 one = exp.unlearned("rl", exp.profile.forget_sets[0], "classifier_only")

@@ -49,7 +49,8 @@ def test_forget_split_has_no_forget_image_in_retain(synthetic):
 def test_default_buckets_mix_single_and_multi():
     profile = get_profile("default")
     assert all(len(fs.classes) == 1 for fs in profile.buckets["single"])
-    assert len(profile.buckets["single"]) >= 3
+    # Two at least: a bucket's mean ± std over its forget sets needs two.
+    assert len(profile.buckets["single"]) >= 2
     assert any(len(fs.classes) > 1 for fs in profile.buckets["multi"])
 
 

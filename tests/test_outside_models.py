@@ -40,6 +40,19 @@ def test_an_outside_model_has_our_interface(arch, options, channels, dim, stages
                 k.endswith(("head.weight", "fc.weight", "classifier.3.weight"))]
 
 
+@pytest.mark.parametrize("arch,options", [
+    (VIT, {"depth": 1}),
+    ("timm:cait_xxs24_224", {"depth": 1, "depth_token_only": 1}),  # not in vision_transformer
+    ("timm:eva02_tiny_patch14_224", {"depth": 1}),
+])
+def test_a_transformer_is_built_for_the_input_size(arch, options):
+    """timm's fixed-size models get the image size (their patch grid); a CNN is not given one."""
+    model = build_model(arch, 7, 1, input_size=32, options=options).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 28, 28)).shape == (2, 7)
+    assert build_model("timm:resnet10t", 7, 1, input_size=32)(torch.randn(2, 1, 28, 28)).shape == (2, 7)
+
+
 def test_the_input_is_cropped_centrally_then_resized():
     model = build_model(VIT, 3, 1, input_size=16, input_crop=0.5, options={"depth": 1})
     x = torch.zeros(1, 1, 32, 32)

@@ -316,11 +316,11 @@ def _timm_model(name: str, num_classes: int, in_channels: int, pretrained: bool,
                          f"(e.g. 'vit_small_patch16_224', 'resnet18')")
     options = dict(options)
     if input_size is not None:
-        # A transformer's patch grid (and its position embeddings) is fixed by its image size;
-        # a CNN's constructor takes none and pools whatever it is given.
-        entry = timm.models.model_entrypoint(name)
-        takes_size = "vision_transformer" in entry.__module__ or "deit" in entry.__module__
-        if takes_size:
+        # A transformer's patch grid (and its position embeddings) is fixed by its image size,
+        # which timm's configuration marks (fixed_input_size: ViT, DeiT, Swin, BEiT, EVA, CaiT,
+        # XCiT, ...) and its constructor takes; a CNN's takes none and pools whatever it gets.
+        cfg = timm.models.get_pretrained_cfg(name)
+        if cfg is not None and cfg.fixed_input_size:
             options.setdefault("img_size", input_size)
     if pretrained:
         # From the local cache, found (or fetched) by ensure_pretrained: offline, timm's own

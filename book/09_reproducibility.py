@@ -72,9 +72,9 @@ claims_ledger.style.hide(axis="index")
 # of `default` and recorded every number a chapter asserts: its mean, standard deviation, min
 # and max, and what the spread decides. A check is asserted only when every seed fell on one
 # side of its threshold and the mean lies at least three standard deviations from it
-# (`illusion.claims.DECIDED_STDS`: a reader's run is one more draw, and at two, two checks
-# flipped when this machine's CPU changed); otherwise it is *not decided* at this scale
-# (`illusion.claims.NOT_DECIDED`) and shown with its spread.
+# (`illusion.claims.DECIDED_STDS`: a reader's run is one more draw, and at two, a check
+# decided on one of this book's two CPUs failed on a seed of the other); otherwise it is *not
+# decided* at this scale (`illusion.claims.NOT_DECIDED`) and shown with its spread.
 # `tests/test_spread.py` fails when a threshold in the code moves inside the measured spread.
 # The table and the plot below are the committed measurement, not this build's run (which is
 # one of its seeds when built on seed 1234).

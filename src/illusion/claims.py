@@ -774,9 +774,10 @@ SPREAD_COLUMNS = ["claim", "check", "subject", "n", "mean", "std", "min", "max",
 # threshold. A reader's run is one more draw (another CPU takes other floating-point paths,
 # which 22 epochs of training amplify like another seed): with five seeds, a new draw lands
 # more than 2 std past the mean about 7% of the time one-sided (Student's t, 4 degrees of
-# freedom), more than 3 std about 2.5%. At 2 std, two checks this book asserted flipped when
-# its CPU changed from AVX2 to AVX-512 (the prototype attack's gain on NegGrad+, 6.5 +- 2.5 on
-# AVX2, came out -2.6 on one AVX-512 seed); both were within 3 std.
+# freedom), more than 3 std about 2.5%. At 2 std, the spread of each of this book's two CPUs
+# asserted a check that failed on a seed of the other: the prototype attack's gain on NegGrad+
+# (6.5 +- 2.5 over five AVX2 seeds, within 3 std) came out -2.6 on an AVX-512 seed, and the
+# strongest attack's gain on SalUn, held on five AVX-512 seeds, -3.3 on an AVX2 seed.
 DECIDED_STDS = 3
 
 

@@ -307,8 +307,9 @@ side_by_side.round(2)
 #
 # The per-forget-set table above shows where the contrast is large and where it is not. The
 # thresholds live in `illusion.claims.TOLERANCES`; the last column is each number's spread over
-# the seeds of the committed spread on `default` (see the reproducibility page): a check whose spread does not clear its
-# threshold by three standard deviations is *not decided* at this scale and is not asserted.
+# the seeds of the committed spread on `default` (see the reproducibility page): a check whose
+# spread does not clear its threshold by three standard deviations is *not decided* at this
+# scale and is not asserted.
 
 # %%
 checks_table = claims.decide(claims.with_second_opinion(claims.misalignment_checks, accuracy),

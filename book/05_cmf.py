@@ -421,11 +421,12 @@ plt.show()
 # SalUn + CMF (`illusion.config.BUDGET_METHODS`: the paper's budget is furthest from the book's
 # for them, four epochs to one, and claim (iii) below says they barely forget, which a longer
 # run could overturn; the other three cost more than the book's time allows) are run here for
-# the paper's number of epochs on the first single-class forget set, and the three heads are measured at the end of every epoch of the run's loop (LP and NCC in the
-# $\hat z$ geometry, fitted on 200 training images per class, as in the curves above; under CMF
-# W is recomputed at each point). The table compares the end of that run with the book's own
-# run (the stored model of Table 3), measured the same way. (A longer run is not the book's run
-# continued for every method: UNSIR impairs for `epochs` epochs before it repairs.)
+# the paper's number of epochs on the first single-class forget set, and the three heads are
+# measured at the end of every epoch of the run's loop (LP and NCC in the $\hat z$ geometry,
+# fitted on 200 training images per class, as in the curves above; under CMF W is recomputed at
+# each point). The table compares the end of that run with the book's own run (the stored model
+# of Table 3), measured the same way. (A longer run is not the book's run continued for every
+# method: UNSIR impairs for `epochs` epochs before it repairs.)
 
 # %%
 # Empty on a paper recipe, whose runs are at the paper's budget already.

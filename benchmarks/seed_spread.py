@@ -140,7 +140,7 @@ def declarations(spread: pd.DataFrame, profile: str) -> str:
     for name, kind in (("NOT_DECIDED", "not decided"), ("FAILS", "fails")):
         rows = spread[spread["status"] == kind].sort_values(["check", "subject"])
         body = "".join(f"\n    # {r.mean:.2f} ± {r.std:.2f} [{r.min:.2f}, {r.max:.2f}] against "
-                       f"{r.op} {r.threshold:g}\n    ({r.check!r}, {r.subject!r}),"
+                       f"{r.op} {r.threshold:g}\n    (\"{r.check}\", \"{r.subject}\"),"
                        for r in rows.itertuples())
         lines.append(f"{name}[{profile!r}] = frozenset({{{body}\n}})")
     return "\n".join(lines)

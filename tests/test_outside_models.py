@@ -50,7 +50,8 @@ def test_a_transformer_is_built_for_the_input_size(arch, options):
     model = build_model(arch, 7, 1, input_size=32, options=options).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 1, 28, 28)).shape == (2, 7)
-    assert build_model("timm:resnet10t", 7, 1, input_size=32)(torch.randn(2, 1, 28, 28)).shape == (2, 7)
+    cnn = build_model("timm:resnet10t", 7, 1, input_size=32)
+    assert cnn(torch.randn(2, 1, 28, 28)).shape == (2, 7)
 
 
 def test_the_input_is_cropped_centrally_then_resized():

@@ -310,9 +310,9 @@ def _methods(table: pd.DataFrame, variant: str) -> list[str]:
 # :func:`decide` and asserts them with :func:`enforce`. A threshold must sit outside the range
 # its quantity took over seeds, with room: ``benchmarks/seed_spread.py`` measures that range
 # (``benchmarks/results/seed_spread.csv``), and a quantity whose spread does not clear its
-# threshold by :data:`DECIDED_STDS` standard deviations is declared in :data:`NOT_DECIDED` instead of asserted. tests/test_spread.py fails when a
-# declaration and the measured spread disagree, so a threshold moved inside the spread is
-# caught in CI.
+# threshold by :data:`DECIDED_STDS` standard deviations is declared in :data:`NOT_DECIDED`
+# instead of asserted. tests/test_spread.py fails when a declaration and the measured spread
+# disagree, so a threshold moved inside the spread is caught in CI.
 
 
 VERDICTS = ("holds", "fails", "not decided", "not applicable")
@@ -328,63 +328,63 @@ NOT_DECIDED: dict[str, frozenset[tuple[str, str]]] = {
     # prototype attack's vary by 5-25 pp from seed to seed.
     "default": frozenset({
         # 9.68 ± 1.67 [7.28, 11.94] against >= 5
-        ('claim1_above_retrain', 'salun/lp'),
+        ("claim1_above_retrain", "salun/lp"),
         # -0.67 ± 0.54 [-1.25, -0.05] against >= -2
-        ('claim2_output_retain_change', 'rl'),
+        ("claim2_output_retain_change", "rl"),
         # -2.77 ± 0.98 [-3.61, -1.11] against < 0
-        ('claim3_lowers', 'salun/lp'),
+        ("claim3_lowers", "salun/lp"),
         # 0.22 ± 1.46 [-1.72, 2.33] against < 0
-        ('claim3_lowers', 'scrub/lp'),
+        ("claim3_lowers", "scrub/lp"),
         # 3.06 ± 3.51 [-2.67, 5.67] against < 0
-        ('claim3_lowers', 'scrub/ncc'),
+        ("claim3_lowers", "scrub/ncc"),
         # 3.07 ± 1.07 [2.28, 4.72] against <= 5
-        ('claim3_tracks', 'neggrad_plus'),
+        ("claim3_tracks", "neggrad_plus"),
         # 1.81 ± 1.41 [0.67, 4.17] against <= 5
-        ('claim3_tracks', 'unsir'),
+        ("claim3_tracks", "unsir"),
         # 25.35 ± 9.73 [11.50, 36.50] against > 0
-        ('claim4_auc_gain', 'neggrad_plus:few_shot'),
+        ("claim4_auc_gain", "neggrad_plus:few_shot"),
         # 5.28 ± 3.21 [1.44, 9.12] against > 0
-        ('claim4_auc_gain', 'neggrad_plus:head_only'),
+        ("claim4_auc_gain", "neggrad_plus:head_only"),
         # 31.32 ± 10.70 [21.69, 47.62] against > 0
-        ('claim4_auc_gain', 'retain_ft:few_shot'),
+        ("claim4_auc_gain", "retain_ft:few_shot"),
         # 21.00 ± 10.80 [7.44, 35.75] against > 0
-        ('claim4_auc_gain', 'rl:few_shot'),
+        ("claim4_auc_gain", "rl:few_shot"),
         # 8.80 ± 3.28 [6.38, 14.31] against > 0
-        ('claim4_auc_gain', 'rl:head_only'),
+        ("claim4_auc_gain", "rl:head_only"),
         # 22.93 ± 11.19 [7.19, 37.25] against > 0
-        ('claim4_auc_gain', 'salun:few_shot'),
+        ("claim4_auc_gain", "salun:few_shot"),
         # 27.26 ± 9.13 [14.00, 35.50] against > 0
-        ('claim4_auc_gain', 'unsir:few_shot'),
+        ("claim4_auc_gain", "unsir:few_shot"),
         # 12.72 ± 8.18 [5.62, 22.81] against > 0
-        ('claim4_auc_gain', 'unsir:head_only'),
+        ("claim4_auc_gain", "unsir:head_only"),
         # 34.78 ± 23.92 [15.85, 63.35] against > 0
-        ('claim4_strongest_gain', 'ga'),
+        ("claim4_strongest_gain", "ga"),
         # 12.12 ± 5.21 [6.70, 18.15] against > 0
-        ('claim4_strongest_gain', 'neggrad_plus'),
+        ("claim4_strongest_gain", "neggrad_plus"),
         # 18.69 ± 21.00 [0.50, 54.80] against > 0
-        ('claim4_strongest_gain', 'rl'),
+        ("claim4_strongest_gain", "rl"),
         # 11.30 ± 5.14 [3.45, 17.60] against > 0
-        ('claim4_strongest_gain', 'salun'),
+        ("claim4_strongest_gain", "salun"),
         # 20.72 ± 7.70 [11.75, 31.75] against > 0
-        ('claim4_strongest_gain', 'unsir'),
+        ("claim4_strongest_gain", "unsir"),
         # 1.65 ± 0.66 [0.80, 2.50] against <= 3
-        ('cmf_original_closeness', 'output'),
+        ("cmf_original_closeness", "output"),
         # 89.33 ± 0.62 [88.25, 89.75] against >= 88
-        ('original_accuracy', 'original'),
+        ("original_accuracy", "original"),
         # 2.00 ± 0.86 [0.96, 3.29] against <= 3
-        ('probe_gap_forget', 'lp'),
+        ("probe_gap_forget", "lp"),
         # 0.42 ± 0.24 [0.10, 0.70] against <= 1
-        ('probe_gap_retain', 'lp'),
+        ("probe_gap_retain", "lp"),
         # 33.61 ± 25.03 [12.60, 63.35] against > 0
-        ('prototype_gain', 'ga'),
+        ("prototype_gain", "ga"),
         # 5.00 ± 5.47 [-2.62, 11.23] against > 0
-        ('prototype_gain', 'neggrad_plus'),
+        ("prototype_gain", "neggrad_plus"),
         # 16.70 ± 21.77 [0.50, 54.80] against > 0
-        ('prototype_gain', 'rl'),
+        ("prototype_gain", "rl"),
         # 6.64 ± 5.13 [-0.18, 12.58] against > 0
-        ('prototype_gain', 'salun'),
+        ("prototype_gain", "salun"),
         # 20.25 ± 8.03 [11.75, 31.75] against > 0
-        ('prototype_gain', 'unsir'),
+        ("prototype_gain", "unsir"),
     }),
     # The 88% floor is Fashion-MNIST's at the default budget (and well below CIFAR-10's ~95%).
     # A ResNet-18 on CIFAR-100 and a ResNet-50 on Tiny-ImageNet end far lower at the paper's
@@ -786,10 +786,10 @@ def measured_status(check: str, mean: float, std: float, lowest: float, highest:
     """What the spread over ``n`` seeds of one check's quantity decides, with the threshold of
     :data:`TOLERANCES` now: ``holds`` (or ``fails``) when every seed is on that side of the
     threshold (``lowest`` and ``highest`` both are) and the mean is at least
-    :data:`DECIDED_STDS` standard deviations from it; else ``not decided``. The quantity is measured on every seed, also
-    where its check does not apply (chapter 4's retain condition, chapter 6's high-LP
-    methods): whether it applies is decided by another check's quantity, and where it does,
-    this is the spread it is judged against."""
+    :data:`DECIDED_STDS` standard deviations from it; else ``not decided``. The quantity is
+    measured on every seed, also where its check does not apply (chapter 4's retain condition,
+    chapter 6's high-LP methods): whether it applies is decided by another check's quantity,
+    and where it does, this is the spread it is judged against."""
     tol = TOLERANCES[check]
     sides = {tol.holds(lowest), tol.holds(highest)}
     if len(sides) > 1 or n < 2 or abs(mean - tol.threshold) < DECIDED_STDS * std:

@@ -198,8 +198,8 @@ class Store:
     def _refuse_if_sealed(self, kind: str, spec: Mapping[str, Any], corrupt: str = "") -> None:
         """Raise SealedStoreMiss when this store is sealed: it would compute ``spec`` now
         (missing, or ``corrupt`` says why the stored one is unreadable)."""
-        sealed = sealed_root()
-        if sealed is None or self.root.resolve() != sealed:
+        sealed_store = sealed_root()
+        if sealed_store is None or self.root.resolve() != sealed_store:
             return
         what = f"{stage_name(kind, spec)} (key {spec_key(spec)})"
         where = f"the store {self.root}, which {SEALED} marks as read-only"
